@@ -1,0 +1,81 @@
+"""Lightning callbacks and plugins of a run: its summary (speed, best val error) and atomic checkpoints."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from resnet_repro.files import atomic_write
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file beside it, then renames: a kill never leaves a truncated one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+class RunSummary(pl.Callback):
+    """Measures training throughput (images/s, validation excluded) and tracks the best val error and its step.
+
+    Logs `train/images_per_s` with the training metrics; its totals survive a resume through the checkpoint.
+    """
+
+    def __init__(self, log_every: int = 50) -> None:
+        self.log_every = log_every
+        self.train_time_s = 0.0
+        self.images = 0
+        self.best_val_err: float | None = None
+        self.best_val_step: int | None = None
+        self._window_start: float | None = None
+        self._window_images = 0
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, idx: int) -> None:
+        if self._window_start is None:
+            self._window_start, self._window_images = time.perf_counter(), 0
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        self._window_images += len(batch[1])
+        if trainer.global_step % self.log_every == 0 or trainer.global_step == trainer.max_steps:
+            self._close_window(trainer)
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.training:
+            self._close_window(trainer, log=False)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        err = trainer.callback_metrics.get("val/err")
+        if err is not None and not trainer.sanity_checking:
+            err = float(err)
+            if self.best_val_err is None or err < self.best_val_err:
+                self.best_val_err, self.best_val_step = err, trainer.global_step
+
+    def _close_window(self, trainer: pl.Trainer, log: bool = True) -> None:
+        if self._window_start is None:
+            return
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # once per window, so the wall time covers the queued GPU work
+        elapsed = time.perf_counter() - self._window_start
+        self.train_time_s += elapsed
+        self.images += self._window_images
+        if log and elapsed > 0 and trainer.logger is not None:
+            trainer.logger.log_metrics({"train/images_per_s": self._window_images / elapsed}, step=trainer.global_step)
+        self._window_start = None
+
+    @property
+    def images_per_s(self) -> float | None:
+        return self.images / self.train_time_s if self.train_time_s > 0 else None
+
+    def state_dict(self) -> dict[str, Any]:
+        keys = ("train_time_s", "images", "best_val_err", "best_val_step")
+        return {k: getattr(self, k) for k in keys}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        for key, value in state_dict.items():
+            setattr(self, key, value)

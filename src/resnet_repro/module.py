@@ -1,0 +1,171 @@
+"""The LightningModule: one network, the paper's SGD recipe, percent-error metrics (the paper's unit)."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torchmetrics import MeanMetric
+
+from resnet_repro.errors import ConfigError
+from resnet_repro.schedule import PaperSchedule
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"training diverged: the loss is NaN or infinite at step {step}")
+        self.step = step
+
+
+class ResNetModule(pl.LightningModule):
+    """Trains a classifier with SGD + momentum and the paper's iteration-based schedule.
+
+    Logs `train/err`, `train/loss` and `lr` every `log_every` iterations (accumulated on the device in between, so
+    there is no host sync per step), and `val/err`, `test/err` (and top-5 where `top5`) at each validation.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: float = 0.1,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-4,
+        nesterov: bool = False,
+        milestones: tuple[int, ...] = (32_000, 48_000),
+        gamma: float = 0.1,
+        warmup_lr: float | None = None,
+        warmup_until_err: float = 80.0,
+        eval_names: tuple[str, ...] = ("val", "test"),
+        top5: bool = False,
+        log_every: int = 50,
+        compile: bool = False,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        check_optim(lr, momentum, weight_decay, milestones, gamma, warmup_lr, warmup_until_err)
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model.to(memory_format=torch.channels_last) if channels_last else model
+        self.forward_fn = torch.compile(self.model) if compile else self.model
+        self.eval_names = list(eval_names)
+        self.train_err, self.train_loss = MeanMetric(), MeanMetric()
+        self.warmup_err = MeanMetric()
+        self.eval_err = nn.ModuleDict({name: MeanMetric() for name in [*self.eval_names, "test"]})
+        self.eval_loss = nn.ModuleDict({name: MeanMetric() for name in [*self.eval_names, "test"]})
+        self.eval_err5 = nn.ModuleDict({name: MeanMetric() for name in [*self.eval_names, "test"]}) if top5 else None
+        self.register_buffer("first_bad_step", torch.tensor(-1), persistent=False)
+        self.last_train: dict[str, float] = {}  # the last logged train/err and train/loss
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_fn(x)
+
+    # --- optimization (Sec. 4.2 / 3.4) ---
+    def configure_optimizers(self) -> dict:
+        hp = self.hparams
+        optimizer = torch.optim.SGD(
+            self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay, nesterov=hp.nesterov
+        )
+        warmup_factor = hp.warmup_lr / hp.lr if hp.warmup_lr is not None else None
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, PaperSchedule(list(hp.milestones), hp.gamma, warmup_factor)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def schedule(self) -> PaperSchedule:
+        return self.lr_schedulers().lr_lambdas[0]
+
+    # --- training ---
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        wrong = (logits.argmax(1) != y).float() * 100  # percent error, the paper's unit
+        self.train_err.update(wrong)
+        self.train_loss.update(loss.detach())
+        bad = ~torch.isfinite(loss.detach())
+        self.first_bad_step = torch.where(bad & (self.first_bad_step < 0), self.global_step, self.first_bad_step)
+        if self.schedule().warming_up:
+            self.warmup_err.update(wrong)
+        return loss
+
+    def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
+        step = self.global_step  # iterations done
+        schedule = self.schedule()
+        if schedule.warming_up and step % 10 == 0:
+            # Sec. 4.2: back to the base lr once the training error (of the last 10 iterations) is below 80%
+            if self.warmup_err.compute() < self.hparams.warmup_until_err:
+                schedule.end_warmup()
+                scheduler = self.lr_schedulers()  # it has already stepped for this iteration: apply the new lr now
+                for group, base_lr in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, strict=True):
+                    group["lr"] = base_lr * schedule(step)
+            self.warmup_err.reset()
+        if step % self.hparams.log_every == 0 or step == self.trainer.max_steps:
+            self._log_train(step)
+
+    def _log_train(self, step: int) -> None:
+        if int(self.first_bad_step) >= 0:
+            raise DivergedError(int(self.first_bad_step))
+        values = {
+            "train/err": self.train_err.compute().item(),
+            "train/loss": self.train_loss.compute().item(),
+            "lr": self.optimizers().param_groups[0]["lr"],
+        }
+        self.last_train = {"err": values["train/err"], "loss": values["train/loss"]}
+        self.train_err.reset()
+        self.train_loss.reset()
+        if self.logger is not None:
+            self.logger.log_metrics(values, step=step)
+        self.log_dict({"loss": values["train/loss"], "err": values["train/err"]}, prog_bar=True, logger=False)
+
+    # --- evaluation ---
+    def _eval_step(self, name: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        x, y = batch
+        if x.dim() == 5:  # (B, crops, C, H, W): the paper's 10-crop testing averages the softmax over crops
+            probs = self(x.flatten(0, 1)).softmax(1).view(x.shape[0], x.shape[1], -1).mean(1)
+            log_probs = probs.clamp_min(1e-12).log()
+        else:
+            log_probs = self(x).log_softmax(1)
+        self.eval_loss[name].update(F.nll_loss(log_probs, y, reduction="none"))
+        self.eval_err[name].update((log_probs.argmax(1) != y).float() * 100)
+        self.log(f"{name}/loss", self.eval_loss[name], add_dataloader_idx=False)
+        self.log(f"{name}/err", self.eval_err[name], add_dataloader_idx=False, prog_bar=name == "val")
+        if self.eval_err5 is not None:
+            top5 = log_probs.topk(5, dim=1).indices
+            self.eval_err5[name].update((top5 != y[:, None]).all(1).float() * 100)
+            self.log(f"{name}/err5", self.eval_err5[name], add_dataloader_idx=False)
+
+    def validation_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        self._eval_step(self.eval_names[dataloader_idx], batch)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+
+def check_optim(
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    milestones: tuple[int, ...],
+    gamma: float,
+    warmup_lr: float | None,
+    warmup_until_err: float,
+) -> None:
+    """Refuse values that make no sense before any training starts; each message names its key."""
+    if not lr > 0:
+        raise ConfigError("optim.lr", f"the learning rate must be > 0, got {lr}")
+    if not 0 <= momentum < 1:
+        raise ConfigError("optim.momentum", f"must be in [0, 1), got {momentum}")
+    if not weight_decay >= 0:
+        raise ConfigError("optim.weight_decay", f"must be >= 0, got {weight_decay}")
+    if any(not isinstance(m, int) or m < 1 for m in milestones) or list(milestones) != sorted(milestones):
+        raise ConfigError("optim.milestones", f"must be increasing positive iteration counts, got {list(milestones)}")
+    if not 0 < gamma <= 1:
+        raise ConfigError("optim.gamma", f"must be in (0, 1], got {gamma}")
+    if warmup_lr is not None and not warmup_lr > 0:
+        raise ConfigError("optim.warmup_lr", f"must be > 0 or null, got {warmup_lr}")
+    if not 0 < warmup_until_err <= 100:
+        raise ConfigError("optim.warmup_until_err", f"must be a percent error in (0, 100], got {warmup_until_err}")

@@ -1,0 +1,229 @@
+"""Hydra entry point: one training run of the paper's recipe, recorded in results.json.
+
+    python -m resnet_repro.train model.depth=56 model.residual=false data.root=/data/cifar10
+    python -m resnet_repro.train -m experiment=fig6 seed=0,1,2          # a sweep, resumable
+    tensorboard --logdir outputs/
+
+Each run directory holds tb/ (TensorBoard), checkpoints/ (last and best-by-val), results.json and
+layer_responses.json. Rerunning a command resumes unfinished runs from their last checkpoint and skips completed ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from resnet_repro.analysis import record_responses
+from resnet_repro.callbacks import AtomicCheckpointIO, RunSummary
+from resnet_repro.errors import ConfigError, UserError
+from resnet_repro.files import read_json, write_json
+from resnet_repro.module import DivergedError, ResNetModule
+
+log = logging.getLogger(__name__)
+
+VERSION_BASE = "1.3"  # Hydra's version_base, in this one place
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+RESULTS = "results.json"
+
+
+def validate(cfg: DictConfig) -> None:
+    """Refuse settings that make no sense before anything is built; each message names the key."""
+    max_steps = cfg.trainer.max_steps
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise ConfigError("trainer.max_steps", f"must be a positive number of iterations, got {max_steps!r}")
+    milestones = list(cfg.optim.milestones)
+    if milestones and max(milestones) > max_steps:
+        raise ConfigError("optim.milestones", f"{milestones} go beyond trainer.max_steps={max_steps}")
+    interval = cfg.trainer.val_check_interval
+    if not isinstance(interval, int) or interval < 1:
+        raise ConfigError("trainer.val_check_interval", f"must be a positive number of iterations, got {interval!r}")
+    if max_steps % interval:
+        raise ConfigError(
+            "trainer.val_check_interval",
+            f"{interval} must divide trainer.max_steps={max_steps}, so that the final weights are validated",
+        )
+    if not isinstance(cfg.log_every, int) or cfg.log_every < 1:
+        raise ConfigError("log_every", f"must be a positive number of iterations, got {cfg.log_every!r}")
+
+
+def git_commit() -> str | None:
+    """The project's commit, when it runs from a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True)
+    except OSError:
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def usable_checkpoint(path: Path) -> Path | None:
+    """`path` if it loads; a truncated or corrupt leftover is renamed aside (never deleted) and not trusted."""
+    if not path.is_file():
+        return None
+    try:
+        torch.load(path, map_location="cpu", weights_only=False)
+        return path
+    except Exception as err:
+        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+        path.rename(aside)
+        log.warning("checkpoint %s is unreadable (%s); moved to %s, training this run from the start", path, err, aside)
+        return None
+
+
+def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """Config values by dotted key, as scalars, for TensorBoard's HParams dashboard."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value if isinstance(value, int | float | str | bool) else str(value)
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
+
+
+def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Train one run in `out_dir` (resuming it if it has a checkpoint) and return its results.json content."""
+    validate(cfg)
+    pl.seed_everything(cfg.seed, workers=True)
+    try:
+        datamodule = hydra.utils.instantiate(cfg.data)
+        model = hydra.utils.instantiate(cfg.model)
+    except InstantiationException as err:
+        raise (err.__cause__ if isinstance(err.__cause__, UserError | ValueError) else err) from None
+    module = ResNetModule(
+        model,
+        **cfg.optim,
+        eval_names=tuple(datamodule.eval_names()),
+        top5=cfg.top5,
+        log_every=cfg.log_every,
+        compile=cfg.compile,
+        channels_last=cfg.channels_last,
+    )
+    logger = TensorBoardLogger(save_dir=str(out_dir), name="tb", version="", default_hp_metric=False)
+    summary = RunSummary(cfg.log_every)
+    checkpoints = ModelCheckpoint(
+        dirpath=out_dir / "checkpoints",
+        filename="best-step={step}",
+        mode="min",
+        monitor="val/err" if "val" in datamodule.eval_names() else None,
+        save_last=True,
+        save_top_k=1,
+        auto_insert_metric_name=False,
+    )
+    callbacks = [summary, checkpoints]
+    if cfg.progress_bar:
+        callbacks.append(RichProgressBar(refresh_rate=cfg.log_every))
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer,
+        logger=logger,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(out_dir),
+        enable_progress_bar=bool(cfg.progress_bar),
+    )
+    ckpt_path = cfg.ckpt_path
+    if ckpt_path in (None, "last"):
+        ckpt_path = usable_checkpoint(out_dir / "checkpoints" / "last.ckpt")
+        if ckpt_path is not None:
+            log.info("resuming from %s", ckpt_path)
+
+    started = time.time()
+    results: dict[str, Any] = {
+        "status": "running",
+        "step": 0,
+        "metrics": {},
+        "params": sum(p.numel() for p in model.parameters()),
+        "wall_time_s": None,
+        "images_per_s": None,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "git_commit": git_commit(),
+    }
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    except DivergedError as err:
+        results.update(status="diverged", step=err.step, error=str(err), wall_time_s=time.time() - started)
+        return results
+    metrics = {k.replace("/", "_"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    with record_responses(model) as responses:  # Fig. 7, gathered during the final test pass
+        test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    metrics.update({k.replace("/", "_"): v for k, v in test.items()})
+    metrics.update({f"train_{k}": v for k, v in module.last_train.items()})
+    metrics.update(best_val_err=summary.best_val_err, best_val_step=summary.best_val_step)
+    write_json(out_dir / "layer_responses.json", responses)
+    for i, std in enumerate(responses.values()):
+        logger.experiment.add_scalar("layer_responses/std", std, i)
+    for i, std in enumerate(sorted(responses.values(), reverse=True)):
+        logger.experiment.add_scalar("layer_responses/std_sorted", std, i)
+    logger.log_hyperparams(
+        flat_hparams(cfg),
+        {"hparams/test_err": metrics.get("test_err", math.nan), "hparams/val_err": metrics.get("val_err", math.nan)},
+    )
+    logger.finalize("success")
+    results.update(
+        status="completed",
+        step=trainer.global_step,
+        metrics=metrics,
+        wall_time_s=time.time() - started,
+        images_per_s=summary.images_per_s,
+    )
+    return results
+
+
+def run(cfg: DictConfig) -> float | None:
+    """Run one job; record its outcome in results.json. Returns the final val error (for sweepers)."""
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    previous = read_json(out_dir / RESULTS)
+    if previous and previous.get("status") == "completed":
+        log.info("%s is completed; skipping it (delete its results.json to train it again)", out_dir)
+        return previous["metrics"].get("val_err")
+    try:
+        results = train(cfg, out_dir)
+    except (UserError, ValueError) as err:
+        message = f"error: {err}"
+        if not multirun:
+            print(message, file=sys.stderr)
+            sys.exit(2)
+        results = {"status": "failed", "error": str(err), "config": OmegaConf.to_container(cfg, resolve=True)}
+    except Exception as err:  # a crash in one job of a sweep is recorded, and the sweep goes on
+        if not multirun:
+            raise
+        log.exception("run %s failed", out_dir)
+        results = {
+            "status": "failed",
+            "error": f"{type(err).__name__}: {err}",
+            "config": OmegaConf.to_container(cfg, resolve=True),
+        }
+    write_json(out_dir / RESULTS, results)
+    if results["status"] == "diverged":
+        print(f"error: {results['error']}; recorded in {out_dir / RESULTS}", file=sys.stderr)
+        if not multirun:
+            sys.exit(1)
+    return results.get("metrics", {}).get("val_err")
+
+
+@hydra.main(version_base=VERSION_BASE, config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    main()
