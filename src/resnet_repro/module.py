@@ -132,7 +132,7 @@ class ResNetModule(pl.LightningModule):
         self.log(f"{name}/loss", self.eval_loss[name], add_dataloader_idx=False)
         self.log(f"{name}/err", self.eval_err[name], add_dataloader_idx=False, prog_bar=name == "val")
         if self.eval_err5 is not None:
-            top5 = log_probs.topk(5, dim=1).indices
+            top5 = log_probs.topk(min(5, log_probs.shape[1]), dim=1).indices
             self.eval_err5[name].update((top5 != y[:, None]).all(1).float() * 100)
             self.log(f"{name}/err5", self.eval_err5[name], add_dataloader_idx=False)
 

@@ -110,7 +110,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         raise (err.__cause__ if isinstance(err.__cause__, UserError | ValueError) else err) from None
     module = ResNetModule(
         model,
-        **cfg.optim,
+        **OmegaConf.to_container(cfg.optim),
         eval_names=tuple(datamodule.eval_names()),
         top5=cfg.top5,
         log_every=cfg.log_every,

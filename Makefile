@@ -1,0 +1,63 @@
+# resnet-repro: every target that runs the project installs it first when .venv is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SEEDS ?= 0
+DATA ?= data
+OUT ?= outputs
+SWEEP_ARGS ?=
+
+.PHONY: install test test-fast lint format reproduce-cifar reproduce-cifar-quick reproduce-resnet1202 report \
+        bench bench-data tensorboard clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev,launchers]'
+	touch $@
+
+test: install  ## the whole suite, slow tests included (what CI runs)
+	$(PY) -m pytest
+
+test-fast: install  ## the suite without the tests marked slow
+	$(PY) -m pytest -m "not slow"
+
+lint: install
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
+
+format: install
+	$(PY) -m ruff check --fix src tests benchmarks
+	$(PY) -m ruff format src tests benchmarks
+
+# Fig. 6, Table 6 and Fig. 7 of the paper: 9 networks x SEEDS, 64k iterations each, then the report.
+# Resumable: run it again after an interruption. DATA: a CIFAR-10 folder (downloaded there when missing).
+reproduce-cifar: install
+	$(PY) -m resnet_repro.train -m experiment=fig6 seed=$(SEEDS) data.root=$(DATA) data.download=true \
+		output_root=$(OUT) $(SWEEP_ARGS)
+	$(PY) -m resnet_repro.report $(OUT)/cifar10
+
+# The same pipeline and report at a 2-core-CPU budget (about 20 minutes).
+reproduce-cifar-quick: install
+	$(PY) -m resnet_repro.train -m experiment=quick seed=$(SEEDS) data.root=$(DATA) data.download=true \
+		output_root=$(OUT) progress_bar=false $(SWEEP_ARGS)
+	$(PY) -m resnet_repro.report $(OUT)/cifar10-quick
+
+reproduce-resnet1202: install
+	$(PY) -m resnet_repro.train -m experiment=resnet1202 seed=$(SEEDS) data.root=$(DATA) data.download=true \
+		output_root=$(OUT) $(SWEEP_ARGS)
+	$(PY) -m resnet_repro.report $(OUT)/cifar10
+
+report: install
+	$(PY) -m resnet_repro.report $(OUT)/cifar10
+
+bench-data: install
+	$(PY) benchmarks/bench_data.py --data $(DATA)
+
+tensorboard: install
+	$(VENV)/bin/tensorboard --logdir $(OUT)
+
+clean:
+	rm -rf .pytest_cache .ruff_cache

@@ -1,0 +1,48 @@
+"""Helpers for tests that compose the real Hydra configs and run the real command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from resnet_repro.train import CONFIG_DIR, VERSION_BASE
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A short run on tiny data: small batches, a few iterations, logs and evaluation every few steps.
+TINY = [
+    "data.batch_size=16",
+    "data.val_size=50",
+    "data.eval_batch_size=100",
+    "trainer.max_steps=24",
+    "trainer.val_check_interval=12",
+    "optim.milestones=[16,20]",
+    "log_every=4",
+    "progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """conf/train.yaml composed with `overrides`, as the command line would."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=VERSION_BASE):
+        return compose(config_name="train", overrides=overrides)
+
+
+def run_cli(args: list[str], timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m resnet_repro.train ARGS` in a fresh process."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "resnet_repro.train", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO,
+        **kwargs,
+    )

@@ -1,0 +1,212 @@
+"""Training: short real runs through the composed configs, results.json, logs, warm-up, determinism, resume."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from resnet_repro.errors import ConfigError
+from resnet_repro.train import train
+from tests.helpers import REPO, TINY, compose_config, run_cli
+
+
+def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    out: dict[str, dict[int, float]] = {}
+    for events in sorted((run_dir / "tb").glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            out.setdefault(tag, {}).update({e.step: e.value for e in acc.Scalars(tag)})
+    return {tag: sorted(points.items()) for tag, points in out.items()}
+
+
+def test_cifar_run_records_everything(tiny_cifar: Path, tmp_path: Path) -> None:
+    result = run_cli([*TINY, f"data.root={tiny_cifar}", f"hydra.run.dir={tmp_path}", "model.depth=8"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["status"] == "completed" and results["step"] == 24
+    for key in (
+        "train_err",
+        "train_loss",
+        "val_err",
+        "val_loss",
+        "test_err",
+        "test_loss",
+        "best_val_err",
+        "best_val_step",
+    ):
+        assert key in results["metrics"], key
+    assert 0 <= results["metrics"]["test_err"] <= 100
+    assert results["params"] == 75_290  # ResNet-8 (n=1), counted by hand: 464 + 4,672 + 13,952 + 55,552 + 650
+    assert results["wall_time_s"] > 0 and results["images_per_s"] > 0
+    assert results["config"]["model"]["depth"] == 8 and results["config"]["optim"]["lr"] == 0.1
+    assert len(results["git_commit"]) == 40
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert any(p.name.startswith("best-step=") for p in (tmp_path / "checkpoints").iterdir())
+    responses = json.loads((tmp_path / "layer_responses.json").read_text())
+    assert list(responses)[:2] == ["bn1", "layer1.0.bn1"] and len(responses) == 7
+    assert all(v > 0 for v in responses.values())
+    logged = scalars(tmp_path)
+    for tag in ("train/err", "train/loss", "lr", "val/err", "test/err", "train/images_per_s", "layer_responses/std"):
+        assert tag in logged, tag
+    assert [s for s, _ in logged["train/err"]] == [4, 8, 12, 16, 20, 24]  # against the iteration number
+    assert (tmp_path / "tb" / "hparams.yaml").is_file()
+
+
+def test_imagenet_family_trains(tiny_imagenet: Path, tmp_path: Path) -> None:
+    cfg = compose_config(
+        [
+            "model=imagenet_resnet",
+            "model.depth=18",
+            "data=imagenet",
+            "optim=sgd_imagenet",
+            f"data.root={tiny_imagenet}",
+            "data.num_classes=3",
+            "data.batch_size=4",
+            "data.eval_batch_size=6",
+            "data.num_workers=0",
+            "top5=true",
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=2",
+            "optim.milestones=[1]",
+            "log_every=1",
+            "progress_bar=false",
+        ]
+    )
+    results = train(cfg, tmp_path)
+    assert results["status"] == "completed" and results["step"] == 2
+    metrics = results["metrics"]
+    assert {"val_err", "val_err5", "test_err", "test_err5"} <= set(metrics)  # test = 10-crop
+    assert metrics["test_err5"] == 0.0  # 3 classes: the true one is always among the top 5
+    assert results["params"] == 11_689_512 - 512 * 997 - 997
+
+
+def lr_points(run_dir: Path) -> dict[int, float]:
+    return dict(scalars(run_dir)["lr"])
+
+
+def test_warmup_returns_to_base_lr_then_follows_milestones(tiny_cifar: Path, tmp_path: Path) -> None:
+    cfg = compose_config(
+        [
+            *TINY,
+            f"data.root={tiny_cifar}",
+            "net=resnet110",
+            "model.depth=8",
+            "trainer.max_steps=60",
+            "trainer.val_check_interval=60",
+            "optim.milestones=[40,50]",
+            "log_every=1",
+        ]
+    )
+    assert cfg.optim.warmup_lr == 0.01
+    results = train(cfg, tmp_path)
+    assert results["status"] == "completed"
+    lr = lr_points(tmp_path)
+    assert lr[1] == pytest.approx(0.01)  # the lr in effect after each iteration
+    warm = [s for s in sorted(lr) if s < 40 and lr[s] == pytest.approx(0.01)]
+    assert warm and warm == list(range(1, len(warm) + 1))  # warm-up is one stretch at the start
+    back = len(warm) + 1
+    assert back % 10 == 0 and back < 40  # checked every 10 iterations, ended once the error fell below 80%
+    assert all(lr[s] == pytest.approx(0.1) for s in range(back, 40))  # the base lr really returns
+    assert all(lr[s] == pytest.approx(0.01) for s in range(40, 50))
+    assert all(lr[s] == pytest.approx(0.001) for s in range(50, 61))
+
+
+def test_no_warmup_by_default_and_lr_at_milestones(tiny_cifar: Path, tmp_path: Path) -> None:
+    cfg = compose_config([*TINY, f"data.root={tiny_cifar}", "model.depth=8", "log_every=1"])
+    train(cfg, tmp_path)
+    lr = lr_points(tmp_path)
+    assert [lr[s] for s in (1, 15, 16, 19, 20, 24)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+def test_deterministic_runs_are_identical(tiny_cifar: Path, tmp_path: Path) -> None:
+    overrides = [*TINY, f"data.root={tiny_cifar}", "model.depth=8", "trainer.deterministic=true", "seed=3"]
+    a = train(compose_config(overrides), tmp_path / "a")
+    b = train(compose_config(overrides), tmp_path / "b")
+    assert a["metrics"] == b["metrics"]
+    c = train(compose_config([*overrides[:-1], "seed=4"]), tmp_path / "c")
+    assert c["metrics"] != a["metrics"]
+
+
+def test_config_values_are_checked_before_training(tiny_cifar: Path, tmp_path: Path) -> None:
+    for override, key in [
+        ("optim.lr=-0.1", "optim.lr"),
+        ("optim.milestones=[10,30]", "optim.milestones"),
+        ("trainer.max_steps=0", "trainer.max_steps"),
+        ("optim.momentum=1.5", "optim.momentum"),
+    ]:
+        with pytest.raises(ConfigError, match=key):
+            train(compose_config([*TINY, f"data.root={tiny_cifar}", override]), tmp_path)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_resume_after_kill_gives_the_same_metrics(tiny_cifar: Path, tmp_path: Path) -> None:
+    """SIGKILL a run after its first checkpoint; the same command resumes it and ends where a full run ends."""
+    args = [
+        *TINY,
+        f"data.root={tiny_cifar}",
+        "model.depth=8",
+        "trainer.deterministic=true",
+        "trainer.max_steps=48",
+        "optim.milestones=[30,40]",
+    ]
+    through = run_cli([*args, f"hydra.run.dir={tmp_path / 'through'}"])
+    assert through.returncode == 0, through.stderr[-3000:]
+
+    run_dir = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "resnet_repro.train", *args, f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (run_dir / "checkpoints" / "last.ckpt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (run_dir / "checkpoints" / "last.ckpt").exists() and not (run_dir / "results.json").exists()
+
+    resumed = run_cli([*args, f"hydra.run.dir={run_dir}"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stdout + resumed.stderr
+    a = json.loads((tmp_path / "through" / "results.json").read_text())
+    b = json.loads((run_dir / "results.json").read_text())
+    assert b["step"] == a["step"] == 48
+    for key in ("test_err", "test_loss", "val_err", "val_loss", "train_err", "train_loss"):
+        assert b["metrics"][key] == pytest.approx(a["metrics"][key], abs=1e-6), key
+    # the resumed run continues the same TensorBoard run: one point per logged iteration
+    assert [s for s, _ in scalars(run_dir)["train/err"]] == [s for s, _ in scalars(tmp_path / "through")["train/err"]]
+
+    again = run_cli([*args, f"hydra.run.dir={run_dir}"])  # a completed run is not trained again
+    assert again.returncode == 0 and "is completed; skipping it" in again.stdout + again.stderr
+
+
+def test_nan_loss_stops_with_diverged_status(tiny_cifar: Path, tmp_path: Path) -> None:
+    result = run_cli([*TINY, f"data.root={tiny_cifar}", "model.depth=8", "optim.lr=1e30", f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 1
+    assert "training diverged: the loss is NaN or infinite at step" in result.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["status"] == "diverged" and 0 <= results["step"] < 24
+
+
+@pytest.mark.slow
+def test_resnet20_learns_real_cifar10(real_cifar: Path, tmp_path: Path) -> None:
+    """ResNet-20 for 300 iterations on the real CIFAR-10 images reaches a test error far below chance (90%)."""
+    cfg = compose_config(
+        [
+            f"data.root={real_cifar}",
+            "trainer.max_steps=300",
+            "trainer.val_check_interval=150",
+            "optim.milestones=[200,250]",
+            "progress_bar=false",
+            "data.eval_batch_size=500",
+        ]
+    )
+    results = train(cfg, tmp_path)
+    assert results["status"] == "completed"
+    assert results["metrics"]["test_err"] < 60
+    assert results["metrics"]["train_err"] < 70
