@@ -36,7 +36,7 @@ def compose_config(overrides: list[str]) -> DictConfig:
 
 def run_cli(args: list[str], timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
     """`python -m resnet_repro.train ARGS` in a fresh process."""
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
         [sys.executable, "-m", "resnet_repro.train", *args],
         capture_output=True,

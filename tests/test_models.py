@@ -188,3 +188,15 @@ def test_he_init_and_zero_init_residual() -> None:
 def test_bad_arguments_raise_value_error_naming_choices(build, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         build()
+
+
+def test_stage_checkpointing_gives_the_same_gradients() -> None:
+    torch.manual_seed(0)
+    plain = CifarResNet(14)
+    checkpointed = copy.deepcopy(plain)
+    checkpointed.checkpoint_stages = True
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    for model in (plain, checkpointed):
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)

@@ -34,6 +34,10 @@ def record_responses(model: nn.Module) -> Iterator[dict[str, float]]:
     finally:
         for handle in handles:
             handle.remove()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():  # DDP: each rank saw a shard
+        stacked = torch.stack(list(stats.values()))
+        torch.distributed.all_reduce(stacked)
+        stats = dict(zip(stats, stacked, strict=True))
     for name, (n, total, total_sq) in stats.items():
         if n > 0:
             mean = total / n

@@ -10,8 +10,10 @@ layer_responses.json. Rerunning a command resumes unfinished runs from their las
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import os
 import subprocess
 import sys
 import time
@@ -22,11 +24,13 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
+from hydra.errors import HydraException, InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 from resnet_repro.analysis import record_responses
 from resnet_repro.callbacks import AtomicCheckpointIO, RunSummary
@@ -39,6 +43,17 @@ log = logging.getLogger(__name__)
 VERSION_BASE = "1.3"  # Hydra's version_base, in this one place
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 RESULTS = "results.json"
+
+
+def short_name(name: str, limit: int = 120) -> str:
+    """A run directory name from its overrides: as is when short, else cut with a hash of the whole (Linux allows
+    255 bytes per file name). Registered as the config resolver ${short:...}."""
+    if len(name) <= limit:
+        return name
+    return f"{name[: limit - 11]}...{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+OmegaConf.register_new_resolver("short", short_name, replace=True)
 
 
 def validate(cfg: DictConfig) -> None:
@@ -99,15 +114,26 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     return flat
 
 
+def instantiate(node: DictConfig, key: str) -> Any:
+    """hydra.utils.instantiate, with a constructor's refusal reported as a ConfigError naming the group."""
+    try:
+        return hydra.utils.instantiate(node)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, UserError):
+            raise cause from None
+        if isinstance(cause, ValueError):
+            raise ConfigError(key, str(cause)) from None
+        raise
+
+
 def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Train one run in `out_dir` (resuming it if it has a checkpoint) and return its results.json content."""
     validate(cfg)
     pl.seed_everything(cfg.seed, workers=True)
-    try:
-        datamodule = hydra.utils.instantiate(cfg.data)
-        model = hydra.utils.instantiate(cfg.model)
-    except InstantiationException as err:
-        raise (err.__cause__ if isinstance(err.__cause__, UserError | ValueError) else err) from None
+    datamodule = instantiate(cfg.data, "data")
+    model = instantiate(cfg.model, "model")
+    datamodule.prepare_data()  # find, check and cache the data before anything is written
     module = ResNetModule(
         model,
         **OmegaConf.to_container(cfg.optim),
@@ -167,7 +193,8 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     metrics.update({k.replace("/", "_"): v for k, v in test.items()})
     metrics.update({f"train_{k}": v for k, v in module.last_train.items()})
     metrics.update(best_val_err=summary.best_val_err, best_val_step=summary.best_val_step)
-    write_json(out_dir / "layer_responses.json", responses)
+    if trainer.is_global_zero:
+        write_json(out_dir / "layer_responses.json", responses)
     for i, std in enumerate(responses.values()):
         logger.experiment.add_scalar("layer_responses/std", std, i)
     for i, std in enumerate(sorted(responses.values(), reverse=True)):
@@ -197,22 +224,18 @@ def run(cfg: DictConfig) -> float | None:
         return previous["metrics"].get("val_err")
     try:
         results = train(cfg, out_dir)
-    except (UserError, ValueError) as err:
-        message = f"error: {err}"
+    except Exception as err:
         if not multirun:
-            print(message, file=sys.stderr)
-            sys.exit(2)
-        results = {"status": "failed", "error": str(err), "config": OmegaConf.to_container(cfg, resolve=True)}
-    except Exception as err:  # a crash in one job of a sweep is recorded, and the sweep goes on
-        if not multirun:
-            raise
-        log.exception("run %s failed", out_dir)
+            raise  # main() reports it
+        if not isinstance(err, UserError):  # a crash in one job of a sweep is recorded, and the sweep goes on
+            log.exception("run %s failed", out_dir)
         results = {
             "status": "failed",
             "error": f"{type(err).__name__}: {err}",
             "config": OmegaConf.to_container(cfg, resolve=True),
         }
-    write_json(out_dir / RESULTS, results)
+    if rank_zero_only.rank == 0:  # under DDP, one process records the run
+        write_json(out_dir / RESULTS, results)
     if results["status"] == "diverged":
         print(f"error: {results['error']}; recorded in {out_dir / RESULTS}", file=sys.stderr)
         if not multirun:
@@ -221,8 +244,26 @@ def run(cfg: DictConfig) -> float | None:
 
 
 @hydra.main(version_base=VERSION_BASE, config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     return run(cfg)
+
+
+def main() -> None:
+    """The command line: bad input of any kind is one line on stderr and exit code 2, never a traceback."""
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors; they are reported once, here
+    try:
+        hydra_main()
+    except (UserError, HydraException, OmegaConfBaseException) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:
+        if err.filename is None:
+            raise
+        print(
+            f"error: cannot write {err.filename}: {err.strerror}; choose another output_root or hydra.run.dir",
+            file=sys.stderr,
+        )
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from resnet_repro.models.shortcuts import make_shortcut
 
@@ -135,3 +136,14 @@ def named_responses(model: nn.Module) -> list[tuple[str, nn.BatchNorm2d]]:
         for block in stage:
             layers.extend(block.response_layers())
     return [(names[bn], bn) for bn in layers]
+
+
+def run_stage(stage: nn.Sequential, x: torch.Tensor, checkpointed: bool) -> torch.Tensor:
+    """Run one stage; with `checkpointed`, keep only its input and recompute its activations in backward.
+
+    This trades about one extra forward pass for memory, so very deep nets (ResNet-1202) fit. BN layers see the
+    batch twice while training, so their running statistics take two momentum steps per iteration.
+    """
+    if checkpointed and stage.training and torch.is_grad_enabled():
+        return checkpoint(stage, x, use_reentrant=False)
+    return stage(x)

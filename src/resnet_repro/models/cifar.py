@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from resnet_repro.models.blocks import BasicBlock, check_num_classes, init_weights, named_responses
+from resnet_repro.models.blocks import BasicBlock, check_num_classes, init_weights, named_responses, run_stage
 from resnet_repro.models.shortcuts import check_shortcut
 
 CIFAR_WIDTHS = (16, 32, 64)  # filters per stage, Sec. 4.2
@@ -46,12 +46,14 @@ class CifarResNet(nn.Module):
         shortcut: str = "A",
         num_classes: int = 10,
         zero_init_residual: bool = False,
+        checkpoint_stages: bool = False,
     ) -> None:
         super().__init__()
         n = blocks_per_stage(depth)
         shortcut = check_shortcut(shortcut)
         check_num_classes(num_classes)
         self.depth, self.residual, self.shortcut = depth, residual, shortcut
+        self.checkpoint_stages = checkpoint_stages  # activation checkpointing per stage (see blocks.run_stage)
         self.conv1 = nn.Conv2d(3, CIFAR_WIDTHS[0], kernel_size=3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(CIFAR_WIDTHS[0])
         self.relu = nn.ReLU(inplace=True)
@@ -71,9 +73,9 @@ class CifarResNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))  # (B, 3, 32, 32) -> (B, 16, 32, 32)
-        x = self.layer1(x)
-        x = self.layer2(x)  # -> (B, 32, 16, 16)
-        return self.layer3(x)  # -> (B, 64, 8, 8)
+        x = run_stage(self.layer1, x, self.checkpoint_stages)
+        x = run_stage(self.layer2, x, self.checkpoint_stages)  # -> (B, 32, 16, 16)
+        return run_stage(self.layer3, x, self.checkpoint_stages)  # -> (B, 64, 8, 8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.avgpool(self.forward_features(x)).flatten(1)  # (B, 64, 8, 8) -> (B, 64)

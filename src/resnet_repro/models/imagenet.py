@@ -11,7 +11,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from resnet_repro.models.blocks import BasicBlock, Bottleneck, check_num_classes, init_weights, named_responses
+from resnet_repro.models.blocks import (
+    BasicBlock,
+    Bottleneck,
+    check_num_classes,
+    init_weights,
+    named_responses,
+    run_stage,
+)
 from resnet_repro.models.shortcuts import check_shortcut
 
 # Table 1: block type and blocks per stage (conv2_x .. conv5_x).
@@ -36,6 +43,7 @@ class ImageNetResNet(nn.Module):
         num_classes: int = 1000,
         stride_in_1x1: bool = True,
         zero_init_residual: bool = False,
+        checkpoint_stages: bool = False,
     ) -> None:
         super().__init__()
         if depth not in IMAGENET_LAYOUTS:
@@ -44,6 +52,7 @@ class ImageNetResNet(nn.Module):
         check_num_classes(num_classes)
         block, counts = IMAGENET_LAYOUTS[depth]
         self.depth, self.residual, self.shortcut = depth, residual, shortcut
+        self.checkpoint_stages = checkpoint_stages  # activation checkpointing per stage (see blocks.run_stage)
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
@@ -65,10 +74,10 @@ class ImageNetResNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, 3, 224, 224) -> (B, 64, 56, 56)
-        x = self.layer1(x)
-        x = self.layer2(x)  # -> (B, 128 or 512, 28, 28)
-        x = self.layer3(x)  # -> (B, 256 or 1024, 14, 14)
-        return self.layer4(x)  # -> (B, 512 or 2048, 7, 7)
+        x = run_stage(self.layer1, x, self.checkpoint_stages)
+        x = run_stage(self.layer2, x, self.checkpoint_stages)  # -> (B, 128 or 512, 28, 28)
+        x = run_stage(self.layer3, x, self.checkpoint_stages)  # -> (B, 256 or 1024, 14, 14)
+        return run_stage(self.layer4, x, self.checkpoint_stages)  # -> (B, 512 or 2048, 7, 7)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.avgpool(self.forward_features(x)).flatten(1))

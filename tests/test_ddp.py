@@ -1,0 +1,58 @@
+"""DDP on two CPU processes (gloo): both ranks train on their own shards, metrics are reduced, rank 0 records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from resnet_repro.data.tensor_loader import TensorLoader
+from resnet_repro.data.transforms import Normalize
+from tests.helpers import TINY, run_cli
+
+
+def test_ranks_take_disjoint_shards() -> None:
+    images = torch.arange(96, dtype=torch.uint8).view(96, 1, 1, 1).expand(96, 3, 32, 32).contiguous()
+    labels = torch.arange(96)
+    norm = Normalize(images)
+    shards = [list(TensorLoader(images, labels, 8, norm, True, False, rank=r, world_size=2)) for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == 6
+    seen = [torch.cat([y for _, y in shard]) for shard in shards]
+    assert not set(seen[0].tolist()) & set(seen[1].tolist())
+    assert sorted(seen[0].tolist() + seen[1].tolist()) == list(range(96))
+    single = torch.cat([y for _, y in TensorLoader(images, labels, 8, norm, True, False)])
+    assert torch.equal(torch.stack([seen[0].view(6, 8), seen[1].view(6, 8)], 1).flatten(), single)
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tiny_cifar: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        [
+            *TINY,
+            f"data.root={tiny_cifar}",
+            "model.depth=8",
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            f"output_root={tmp_path}",
+            "name=ddp",
+            "data.batch_size=8",
+        ],
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    runs = list(tmp_path.rglob("results.json"))
+    assert len(runs) == 1  # only rank 0 records the run
+    run_dir = runs[0].parent
+    results = json.loads(runs[0].read_text())
+    assert results["status"] == "completed" and results["step"] == 24
+    assert results["config"]["trainer"]["strategy"] == "ddp"
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in result.stdout + result.stderr
+    assert len(list((run_dir / "tb").glob("events.out.tfevents.*"))) >= 1
+    assert {p.name for p in (run_dir / "checkpoints").iterdir()} >= {"last.ckpt"}
+    # val/err is the mean over both ranks' shards: a multiple of 100/50 percent on the 50 val images
+    assert (results["metrics"]["val_err"] * 50 / 100) == pytest.approx(round(results["metrics"]["val_err"] / 2))
+    responses = json.loads((run_dir / "layer_responses.json").read_text())
+    assert len(responses) == 7
