@@ -8,7 +8,7 @@ OUT ?= outputs
 SWEEP_ARGS ?=
 
 .PHONY: install test test-fast lint format reproduce-cifar reproduce-cifar-quick reproduce-resnet1202 report \
-        bench bench-data tensorboard clean
+        bench bench-data bench-memory bench-gpu tensorboard clean
 
 install: $(VENV)/.installed
 
@@ -61,3 +61,12 @@ tensorboard: install
 
 clean:
 	rm -rf .pytest_cache .ruff_cache
+
+bench: install  ## training speed: ours vs the reference loop (needs DATA)
+	$(PY) benchmarks/bench_train.py --data $(DATA)
+
+bench-memory: install
+	$(PY) benchmarks/bench_memory.py
+
+bench-gpu: install
+	$(PY) benchmarks/bench_gpu.py

@@ -20,13 +20,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class RunSummary(pl.Callback):
-    """Measures training throughput (images/s, validation excluded) and tracks the best val error and its step.
-
-    Logs `train/images_per_s` with the training metrics; its totals survive a resume through the checkpoint.
+    """Measures training throughput (images/s, validation excluded), the run's wall time, and the best val error
+    with its step. Logs `train/images_per_s` with the training metrics; its totals survive a resume through the
+    checkpoint, so a resumed run reports the whole run.
     """
+
+    STATE = ("train_time_s", "images", "best_val_err", "best_val_step")
 
     def __init__(self, log_every: int = 50) -> None:
         self.log_every = log_every
+        self.earlier_wall_time_s = 0.0  # spent by the processes before a resume
+        self.started = time.perf_counter()
         self.train_time_s = 0.0
         self.images = 0
         self.best_val_err: float | None = None
@@ -72,10 +76,14 @@ class RunSummary(pl.Callback):
     def images_per_s(self) -> float | None:
         return self.images / self.train_time_s if self.train_time_s > 0 else None
 
+    @property
+    def wall_time_s(self) -> float:
+        return self.earlier_wall_time_s + time.perf_counter() - self.started
+
     def state_dict(self) -> dict[str, Any]:
-        keys = ("train_time_s", "images", "best_val_err", "best_val_step")
-        return {k: getattr(self, k) for k in keys}
+        return {"wall_time_s": self.wall_time_s, **{k: getattr(self, k) for k in self.STATE}}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        for key, value in state_dict.items():
-            setattr(self, key, value)
+        self.earlier_wall_time_s = state_dict["wall_time_s"]
+        for key in self.STATE:
+            setattr(self, key, state_dict[key])

@@ -42,6 +42,7 @@ class Run:
     seed: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    results: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -79,6 +80,7 @@ def find_runs(sweeps: list[Path]) -> list[Run]:
                     seed=config.get("seed"),
                     metrics=results.get("metrics") or {},
                     error=results.get("error"),
+                    results=results,
                 )
             )
     return runs
@@ -190,10 +192,9 @@ def write_report(sweeps: list[Path], out: Path) -> Path:
         f"{sum(r.status == 'completed' for r in runs)} of {len(runs)} runs completed. Errors are percent; "
         "mean ± std over seeds (n = seeds).",
         "",
-    ]
-
-    lines += [
-        "## Table 6: test error by depth",
+        *provenance(runs),
+        "",
+        "## Table 6: test error by depth (plain nets: Fig. 6)",
         "",
         "| net | params | n | test err | train err | paper test err | ours − paper |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -203,7 +204,7 @@ def write_report(sweeps: list[Path], out: Path) -> Path:
         train = [r.metrics["train_err"] for r in group if "train_err" in r.metrics]
         ref = paper["test_err"]["resnet" if residual else "plain"].get(depth) if shortcut == "A" else None
         diff = f"{statistics.mean(test) - ref:+.2f}" if ref is not None and test else "–"
-        params = read_json(group[0].path / "results.json").get("params")
+        params = group[0].results.get("params")
         lines.append(
             f"| {group[0].label} | {params:,} | {len(group)} | {mean_std(test)} | {mean_std(train)} | "
             f"{ref if ref is not None else '–'} | {diff} |"
@@ -248,6 +249,21 @@ def write_report(sweeps: list[Path], out: Path) -> Path:
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
+
+
+def provenance(runs: list[Run]) -> list[str]:
+    """Where the numbers come from: commits, machines, iterations and wall time of the runs."""
+    done = [r.results for r in runs if r.status == "completed"]
+    commits = sorted({str(r.get("git_commit"))[:10] for r in done})
+    machines = sorted({", ".join(f"{k}: {v}" for k, v in r["machine"].items()) for r in done if r.get("machine")})
+    steps = sorted({r["step"] for r in done})
+    hours = sum(r.get("wall_time_s") or 0 for r in done) / 3600
+    return [
+        f"- commits: {', '.join(commits) or '–'}",
+        f"- machines: {'; '.join(machines) or 'not recorded'}",
+        f"- iterations per run: {', '.join(map(str, steps)) or '–'}; total wall time of the completed runs: "
+        f"{hours:.2f} h",
+    ]
 
 
 def degradation(groups: dict, paper: dict) -> list[str]:

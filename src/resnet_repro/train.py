@@ -10,10 +10,12 @@ layer_responses.json. Rerunning a command resumes unfinished runs from their las
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -83,6 +85,17 @@ def git_commit() -> str | None:
     except OSError:
         return None
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+def machine() -> dict[str, Any]:
+    """What the run ran on, for results.json: the evidence names its machine."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    info: dict[str, Any] = {"cpu": cpu, "cpus": os.cpu_count(), "torch": torch.__version__}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
 
 
 def usable_checkpoint(path: Path) -> Path | None:
@@ -171,7 +184,6 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         if ckpt_path is not None:
             log.info("resuming from %s", ckpt_path)
 
-    started = time.time()
     results: dict[str, Any] = {
         "status": "running",
         "step": 0,
@@ -181,11 +193,12 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "images_per_s": None,
         "config": OmegaConf.to_container(cfg, resolve=True),
         "git_commit": git_commit(),
+        "machine": machine(),
     }
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     except DivergedError as err:
-        results.update(status="diverged", step=err.step, error=str(err), wall_time_s=time.time() - started)
+        results.update(status="diverged", step=err.step, error=str(err), wall_time_s=summary.wall_time_s)
         return results
     metrics = {k.replace("/", "_"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     with record_responses(model) as responses:  # Fig. 7, gathered during the final test pass
@@ -208,7 +221,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         status="completed",
         step=trainer.global_step,
         metrics=metrics,
-        wall_time_s=time.time() - started,
+        wall_time_s=summary.wall_time_s,
         images_per_s=summary.images_per_s,
     )
     return results
