@@ -11,7 +11,6 @@ Each is timed over full passes after a warm-up pass; the median of the repeats i
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
@@ -21,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from resnet_repro.data import CifarDataModule
+from resnet_repro.train import machine
 
 
 class PilCifar(Dataset):
@@ -83,10 +83,7 @@ def main() -> None:
     )
     slow = batches_per_s(loader, args.batches, args.repeats)
 
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}"
-    )
+    print(f"machine: {machine()}, {torch.get_num_threads()} torch threads")
     print(f"fast path (ours):                  {fast:8.1f} batches/s  ({fast * 128:,.0f} images/s)")
     print(f"torchvision DataLoader (PIL, 2 w): {slow:8.1f} batches/s  ({slow * 128:,.0f} images/s)")
     print(f"ratio fast / torchvision:          {fast / slow:8.1f}x")

@@ -8,9 +8,11 @@ For each CIFAR ResNet depth, images per second of training steps at batch 128:
   (b) reference: a bare loop over the same model fed by a torchvision DataLoader with PIL transforms
       (RandomCrop(32, 4), RandomHorizontalFlip, ToTensor, Normalize; 2 workers), SGD as in the paper, with the
       per-step `loss.item()` such loops log;
-  (c) the same bare loop fed by our fast data path (channels_last, as our defaults);
-  (d) the machine's fp32 matmul ceiling and each model's training FLOPs per image (torch.utils.flop_counter),
-      giving utilization = images/s x FLOPs/image / ceiling.
+  (c) the same bare loop fed by our fast data path, with our defaults' channels_last and precision (bf16
+      autocast where the hardware has native bf16), so that (a)/(c) is Lightning's overhead alone;
+  (d) the machine's matmul ceiling in the precision (a) trains in (fp32, or bf16 where our defaults use bf16
+      autocast) and each model's training FLOPs per image (torch.utils.flop_counter), giving
+      utilization = images/s x FLOPs/image / ceiling.
 Each variant runs in its own process (peak RSS is that process's, data loader workers included). Throughput is
 the median over windows of `--window` steps with the first window (warm-up) left out.
 """
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -31,6 +32,8 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
+
+from resnet_repro.train import machine
 
 BATCH = 128
 
@@ -56,11 +59,12 @@ def timed_windows(batches, step, steps: int, window: int) -> float:
     return statistics.median(rates[1:])
 
 
-def sgd_step(model: torch.nn.Module, sync: bool):
+def sgd_step(model: torch.nn.Module, sync: bool, bf16: bool = False):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        loss = F.cross_entropy(model(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -114,8 +118,11 @@ def worker_fast_loop(data: str, depth: int, steps: int, window: int) -> float:
     dm = CifarDataModule(root=data, channels_last=True)
     dm.prepare_data()
     dm.setup("fit")
+    from resnet_repro.train import fast_precision
+
     model = CifarResNet(depth).train().to(memory_format=torch.channels_last)
-    return timed_windows(endless(dm.train_dataloader()), sgd_step(model, sync=False), steps, window)
+    step = sgd_step(model, sync=False, bf16=fast_precision() == "bf16-mixed")
+    return timed_windows(endless(dm.train_dataloader()), step, steps, window)
 
 
 def worker_ours(data: str, depth: int, steps: int, window: int) -> float:
@@ -148,9 +155,9 @@ def worker_ours(data: str, depth: int, steps: int, window: int) -> float:
         return statistics.median(v for _, v in sorted(rates)[1:])
 
 
-def matmul_ceiling(n: int = 4096, repeats: int = 5) -> float:
-    """fp32 FLOP/s of an n x n matmul, the median of `repeats` after one warm-up."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_ceiling(dtype: torch.dtype, n: int = 4096, repeats: int = 5) -> float:
+    """FLOP/s of an n x n matmul in `dtype`, the median of `repeats` after one warm-up."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     times = []
     for _ in range(repeats):
@@ -188,9 +195,16 @@ def main() -> None:
         print("RESULT " + json.dumps({"images_per_s": rate, "peak_rss_mb": peak_rss_mb()}))
         return
 
-    ceiling = matmul_ceiling()
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
-    print(f"(d) fp32 matmul ceiling: {ceiling / 1e9:.1f} GFLOP/s (4096x4096)")
+    from resnet_repro.train import fast_precision
+
+    precision = fast_precision()
+    fp32, bf16 = matmul_ceiling(torch.float32), matmul_ceiling(torch.bfloat16)
+    ceiling = bf16 if precision == "bf16-mixed" else fp32
+    print(f"machine: {machine()}, {torch.get_num_threads()} torch threads, our precision: {precision}")
+    print(
+        f"(d) matmul ceiling (4096x4096): fp32 {fp32 / 1e9:.1f} GFLOP/s, bf16 {bf16 / 1e9:.1f} GFLOP/s; "
+        f"utilization of (a) against the {'bf16' if ceiling == bf16 else 'fp32'} one"
+    )
     header = (
         f"{'net':>10} | {'(a) ours':>9} | {'(b) ref':>9} | {'(c) loop':>9} | {'a/b':>5} | {'a/c':>5} | "
         f"{'GFLOP/img':>9} | {'util a':>6} | peak RSS MB a / b / c"
