@@ -233,3 +233,53 @@ def test_real_cifar10_copy(real_cifar: Path) -> None:
     mean = arrays.train_images.double().mean((0, 2, 3))
     torch.testing.assert_close(mean, torch.tensor([125.3, 122.9, 113.9], dtype=torch.float64), atol=0.3, rtol=0)
     assert datasets.ImageFolder(str(real_cifar / "test")).classes == CLASSES
+
+
+def test_official_python_batches_are_parsed(tmp_path: Path) -> None:
+    """The official layout (pickled dicts of (N, 3072) uint8 rows, CHW order): read as torchvision documents it."""
+    from torchvision.datasets import CIFAR10
+
+    from resnet_repro.data.cifar_sources import _read_official
+
+    batches = tmp_path / "cifar-10-batches-py"
+    batches.mkdir()
+    rng = np.random.default_rng(0)
+    rows = {}
+    for name, _ in [*CIFAR10.train_list, *CIFAR10.test_list]:
+        rows[name] = rng.integers(0, 256, (4, 3072), dtype=np.uint8)
+        batch = {"data": rows[name], "labels": [1, 2, 3, 4]}
+        (batches / name).write_bytes(pickle.dumps(batch))
+    (batches / "batches.meta").write_bytes(pickle.dumps({"label_names": CLASSES}))
+    arrays = _read_official(CIFAR10, batches)
+    assert arrays.train_images.shape == (20, 3, 32, 32) and arrays.test_images.shape == (4, 3, 32, 32)
+    assert arrays.classes == CLASSES and arrays.train_labels.tolist() == [1, 2, 3, 4] * 5
+    first = rows["data_batch_1"][0]
+    assert torch.equal(arrays.train_images[0, 0].flatten(), torch.from_numpy(first[:1024]))  # red plane first
+    assert torch.equal(arrays.train_images[0, 2].flatten(), torch.from_numpy(first[2048:]))
+
+
+def test_cifar100_folder(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for k in range(100):
+            folder = tmp_path / split / f"class{k:03d}"
+            folder.mkdir(parents=True)
+            Image.fromarray(np.full((32, 32, 3), k, dtype=np.uint8)).save(folder / "0.png")
+    dm = datamodule(tmp_path, name="cifar100", val_size=10, eval_batch_size=50)
+    assert dm.num_classes == 100 and len(dm.splits["train"][1]) == 90
+    assert torch.equal(torch.bincount(dm.splits["test"][1]), torch.ones(100, dtype=torch.int64))
+    with pytest.raises(DataError, match="expected 10"):
+        load_cifar("cifar10", tmp_path)
+
+
+def test_lighting_noise_shifts_each_image_by_one_rgb_offset() -> None:
+    from resnet_repro.data.imagenet import Lighting
+
+    torch.manual_seed(0)
+    image = torch.rand(3, 8, 8)
+    shifted = Lighting(0.1)(image)
+    offset = (shifted - image).flatten(1)
+    torch.testing.assert_close(offset, offset[:, :1].expand_as(offset))  # constant per channel
+    assert offset.abs().max() > 0
+    torch.testing.assert_close(Lighting(0.0)(image), image)

@@ -185,6 +185,18 @@ def test_resume_after_kill_gives_the_same_metrics(tiny_cifar: Path, tmp_path: Pa
     assert again.returncode == 0 and "is completed; skipping it" in again.stdout + again.stderr
 
 
+def test_truncated_leftovers_are_not_trusted(tiny_cifar: Path, tmp_path: Path) -> None:
+    """A kill during a write elsewhere left a truncated checkpoint and results.json: the run is redone."""
+    (tmp_path / "checkpoints").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    (tmp_path / "results.json").write_text('{"status": "compl')
+    result = run_cli([*TINY, f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "results.json").read_text())["status"] == "completed"
+    aside = list((tmp_path / "checkpoints").glob("last.ckpt.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == b"PK\x03\x04 truncated"  # kept, never deleted
+
+
 def test_nan_loss_stops_with_diverged_status(tiny_cifar: Path, tmp_path: Path) -> None:
     result = run_cli([*TINY, f"data.root={tiny_cifar}", "model.depth=8", "optim.lr=1e30", f"hydra.run.dir={tmp_path}"])
     assert result.returncode == 1

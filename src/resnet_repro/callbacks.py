@@ -68,8 +68,13 @@ class RunSummary(pl.Callback):
         elapsed = time.perf_counter() - self._window_start
         self.train_time_s += elapsed
         self.images += self._window_images
-        if log and elapsed > 0 and trainer.logger is not None:
-            trainer.logger.log_metrics({"train/images_per_s": self._window_images / elapsed}, step=trainer.global_step)
+        if log and elapsed > 0:
+            rate = self._window_images / elapsed
+            if trainer.logger is not None:
+                trainer.logger.log_metrics({"train/images_per_s": rate}, step=trainer.global_step)
+            trainer.lightning_module.log_dict(
+                {"step": float(trainer.global_step), "img/s": rate}, prog_bar=True, logger=False
+            )
         self._window_start = None
 
     @property

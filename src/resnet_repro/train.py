@@ -30,8 +30,6 @@ from hydra.errors import HydraException, InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
-from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from resnet_repro.analysis import record_responses
@@ -168,20 +166,16 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         compile=cfg.compile,
         channels_last=cfg.channels_last,
     )
-    logger = TensorBoardLogger(save_dir=str(out_dir), name="tb", version="", default_hp_metric=False)
+    logger = hydra.utils.instantiate(cfg.logger, save_dir=str(out_dir))
     summary = RunSummary(cfg.log_every)
-    checkpoints = ModelCheckpoint(
+    checkpoints = hydra.utils.instantiate(
+        cfg.callbacks.checkpoint,
         dirpath=out_dir / "checkpoints",
-        filename="best-step={step}",
-        mode="min",
-        monitor="val/err" if "val" in datamodule.eval_names() else None,
-        save_last=True,
-        save_top_k=1,
-        auto_insert_metric_name=False,
+        monitor=cfg.callbacks.checkpoint.monitor if "val" in datamodule.eval_names() else None,
     )
     callbacks = [summary, checkpoints]
     if cfg.progress_bar:
-        callbacks.append(RichProgressBar(refresh_rate=cfg.log_every))
+        callbacks.append(hydra.utils.instantiate(cfg.callbacks.progress_bar))
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer,
         logger=logger,
@@ -243,6 +237,9 @@ def run(cfg: DictConfig) -> float | None:
     """Run one job; record its outcome in results.json. Returns the final val error (for sweepers)."""
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    if multirun and torch.cuda.device_count() > 1 and cfg.trainer.devices == 1:
+        # parallel local sweeps (hydra/launcher=local_gpus): job i trains on GPU i mod the GPU count
+        cfg.trainer.devices = [HydraConfig.get().job.num % torch.cuda.device_count()]
     previous = read_json(out_dir / RESULTS)
     if previous and previous.get("status") == "completed":
         log.info("%s is completed; skipping it (delete its results.json to train it again)", out_dir)
