@@ -37,6 +37,26 @@ class PilCifar(Dataset):
         return self.transform(self.images[i]), self.labels[i]
 
 
+def reference_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int = 128) -> DataLoader:
+    """The common reference pipeline: PIL images, RandomCrop(32, 4), flip, ToTensor, Normalize; 2 workers."""
+    transform = transforms.Compose(
+        [
+            transforms.RandomCrop(32, padding=4),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+        ]
+    )
+    return DataLoader(
+        PilCifar(images, labels, transform),
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=2,
+        persistent_workers=True,
+    )
+
+
 def batches_per_s(loader, max_batches: int, repeats: int) -> float:
     """Median batches/s over `repeats` timed passes of up to `max_batches`, after one warm-up pass."""
     rates = []
@@ -64,23 +84,7 @@ def main() -> None:
     dm.setup("fit")
     fast = batches_per_s(dm.train_dataloader(), args.batches, args.repeats)
 
-    images, labels = dm.splits["train"]
-    reference = transforms.Compose(
-        [
-            transforms.RandomCrop(32, padding=4),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            transforms.Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-        ]
-    )
-    loader = DataLoader(
-        PilCifar(images, labels, reference),
-        batch_size=128,
-        shuffle=True,
-        drop_last=True,
-        num_workers=2,
-        persistent_workers=True,
-    )
+    loader = reference_loader(*dm.splits["train"])
     slow = batches_per_s(loader, args.batches, args.repeats)
 
     print(f"machine: {machine()}, {torch.get_num_threads()} torch threads")

@@ -81,9 +81,7 @@ def endless(loader):
 
 def worker_reference(data: str, depth: int, steps: int, window: int) -> float:
     sys.path.insert(0, str(Path(__file__).parent))
-    from bench_data import PilCifar
-    from torch.utils.data import DataLoader
-    from torchvision import transforms
+    from bench_data import reference_loader
 
     from resnet_repro.data import CifarDataModule
     from resnet_repro.models import CifarResNet
@@ -91,22 +89,7 @@ def worker_reference(data: str, depth: int, steps: int, window: int) -> float:
     dm = CifarDataModule(root=data)
     dm.prepare_data()
     dm.setup("fit")
-    transform = transforms.Compose(
-        [
-            transforms.RandomCrop(32, padding=4),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            transforms.Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-        ]
-    )
-    loader = DataLoader(
-        PilCifar(*dm.splits["train"], transform),
-        batch_size=BATCH,
-        shuffle=True,
-        drop_last=True,
-        num_workers=2,
-        persistent_workers=True,
-    )
+    loader = reference_loader(*dm.splits["train"], batch_size=BATCH)
     model = CifarResNet(depth).train()
     return timed_windows(endless(loader), sgd_step(model, sync=True), steps, window)
 
