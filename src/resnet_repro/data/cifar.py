@@ -1,0 +1,175 @@
+"""CIFAR-10/100 LightningDataModules with the paper's protocol (Sec. 4.2).
+
+A fixed-seed 45k/5k train/val split of the training set (the paper tuned its schedule on it), the 10k test set
+for the reported numbers, per-pixel mean subtraction computed on the training split, and pad-4/crop/flip
+augmentation. `loader="fast"` (default) keeps each split as one tensor on the device; `loader="torchvision"` is
+the classic Dataset/DataLoader path with the same semantics, kept for comparison.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+from resnet_repro.data.cifar_sources import NUM_CLASSES, CifarArrays, load_cifar
+from resnet_repro.data.tensor_loader import TensorLoader
+from resnet_repro.data.transforms import NORMALIZATIONS, Normalize
+from resnet_repro.errors import ConfigError
+
+LOADERS = ("fast", "torchvision")
+
+
+class CifarDataModule(pl.LightningDataModule):
+    """CIFAR-10 (or CIFAR-100 with `name="cifar100"`) as train / val / test loaders."""
+
+    def __init__(
+        self,
+        root: str | Path = "data",
+        name: str = "cifar10",
+        download: bool = False,
+        cache_dir: str | None = None,
+        batch_size: int = 128,  # Sec. 4.2
+        eval_batch_size: int = 1000,
+        val_size: int = 5000,  # Sec. 4.2: a 45k/5k train/val split
+        split_seed: int = 0,
+        train_size: int | None = None,
+        test_size: int | None = None,
+        normalize: str = "pixel_mean",
+        augment: bool = True,
+        loader: str = "fast",
+        num_workers: int = 2,
+        seed: int = 0,
+        channels_last: bool = False,
+        num_classes: int | None = None,
+    ) -> None:
+        super().__init__()
+        if name not in NUM_CLASSES:
+            raise ConfigError("data.name", f"must be one of {', '.join(NUM_CLASSES)}, got {name!r}")
+        if num_classes not in (None, NUM_CLASSES[name]):
+            raise ConfigError("data.num_classes", f"{name} has {NUM_CLASSES[name]} classes, got {num_classes}")
+        if normalize not in NORMALIZATIONS:
+            raise ConfigError("data.normalize", f"must be one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
+        if loader not in LOADERS:
+            raise ConfigError("data.loader", f"must be one of {', '.join(LOADERS)}, got {loader!r}")
+        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"data.{key}", f"must be an integer >= 1, got {value!r}")
+        if not isinstance(val_size, int) or val_size < 0:
+            raise ConfigError("data.val_size", f"must be an integer >= 0 (0 trains on the whole set), got {val_size!r}")
+        self.root, self.name, self.download, self.cache_dir = root, name, download, cache_dir
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.val_size, self.split_seed, self.train_size, self.test_size = val_size, split_seed, train_size, test_size
+        self.normalize_mode, self.augment, self.loader = normalize, augment, loader
+        self.num_workers, self.seed, self.channels_last = num_workers, seed, channels_last
+        self.num_classes = NUM_CLASSES[name]
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.arrays: CifarArrays | None = None
+
+    def prepare_data(self) -> None:
+        if self.arrays is None and not self.splits:  # download, extract and cache once
+            self.arrays = load_cifar(self.name, self.root, self.download, self.cache_dir)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        arrays = self.arrays or load_cifar(self.name, self.root, False, self.cache_dir)
+        self.splits = split(arrays, self.val_size, self.split_seed, self.train_size, self.test_size)
+        self.arrays = None  # the splits hold what is needed
+        self.normalizer = Normalize(self.splits["train"][0], self.normalize_mode)
+        if self.loader == "fast":
+            device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+            self.normalizer.to(device)
+            self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
+
+    def train_dataloader(self) -> TensorLoader | DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> list[TensorLoader | DataLoader]:
+        """The val split (model selection) and the test set (the paper's curves), evaluated together."""
+        return [self._loader(k, train=False) for k in self.eval_names()]
+
+    def test_dataloader(self) -> TensorLoader | DataLoader:
+        return self._loader("test", train=False)
+
+    def eval_names(self) -> list[str]:
+        """Metric prefixes of the loaders returned by `val_dataloader`, in order."""
+        return ["val", "test"] if self.val_size > 0 else ["test"]
+
+    def _loader(self, split_name: str, train: bool) -> TensorLoader | DataLoader:
+        images, labels = self.splits[split_name]
+        batch_size = self.batch_size if train else self.eval_batch_size
+        augment = train and self.augment
+        if self.loader == "fast":
+            trainer = self.trainer
+            return TensorLoader(
+                images, labels, batch_size, self.normalizer, train, augment, self.seed, self.channels_last,
+                step_fn=(lambda: trainer.global_step) if train and trainer is not None else None,
+                rank=trainer.global_rank if trainer is not None else 0,
+                world_size=trainer.world_size if trainer is not None else 1,
+            )
+        generator = torch.Generator().manual_seed(self.seed)
+        dataset = TorchvisionCifar(images, labels, torchvision_transform(self.normalizer, augment))
+        return DataLoader(
+            dataset,
+            batch_size,
+            shuffle=train,
+            drop_last=train,
+            num_workers=self.num_workers,
+            generator=generator,
+            persistent_workers=self.num_workers > 0,
+        )
+
+
+def split(
+    arrays: CifarArrays, val_size: int, split_seed: int, train_size: int | None = None, test_size: int | None = None
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """A fixed-seed train/val split of the training set.
+
+    `train_size` keeps a subset of the rest and `test_size` a fixed random subset of the test set (quick runs).
+    """
+    n = len(arrays.train_labels)
+    if val_size >= n:
+        raise ConfigError("data.val_size", f"must be smaller than the training set ({n}), got {val_size}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
+    val_idx, train_idx = order[:val_size], order[val_size:]
+    if train_size is not None:
+        if not 0 < train_size <= len(train_idx):
+            raise ConfigError("data.train_size", f"must be in 1..{len(train_idx)} or null, got {train_size}")
+        train_idx = train_idx[:train_size]
+    test_idx = torch.arange(len(arrays.test_labels))
+    if test_size is not None:
+        if not 0 < test_size <= len(test_idx):
+            raise ConfigError("data.test_size", f"must be in 1..{len(test_idx)} or null, got {test_size}")
+        # a fixed random subset, sorted: folder layouts list the test set class by class
+        test_idx = torch.randperm(len(test_idx), generator=torch.Generator().manual_seed(split_seed))[:test_size]
+        test_idx = test_idx.sort().values
+    return {
+        "train": (arrays.train_images[train_idx], arrays.train_labels[train_idx]),
+        "val": (arrays.train_images[val_idx], arrays.train_labels[val_idx]),
+        "test": (arrays.test_images[test_idx], arrays.test_labels[test_idx]),
+    }
+
+
+class TorchvisionCifar(Dataset):
+    """Per-image access for the classic DataLoader path (uint8 CHW tensors -> transformed float images)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: transforms.Compose) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.transform(self.images[i]), int(self.labels[i])
+
+
+def torchvision_transform(normalize: Normalize, augment: bool) -> transforms.Compose:
+    """The same semantics as the fast path, one image at a time: normalize, then pad-4 crop and flip."""
+    steps = [normalize]
+    if augment:
+        steps += [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()]
+    return transforms.Compose(steps)

@@ -1,0 +1,215 @@
+"""Where CIFAR-10/100 images come from, decoded once into uint8 tensors and cached.
+
+`root` may hold, detected in this order:
+1. the official python version, extracted (`cifar-10-batches-py/` or `cifar-100-python/`, torchvision's layout);
+2. its archive (`cifar-10-python.tar.gz` / `cifar-100-python.tar.gz`), checked and extracted next to it;
+3. an image-folder tree `train/<class>/*` and `test/<class>/*` (PNG or JPEG, 32x32);
+4. nothing: with `download=True` the official archive is downloaded into `root`.
+Checksums (and the download URL) are torchvision's, so they live in one place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+import tarfile
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.datasets import CIFAR10, CIFAR100
+from torchvision.datasets.utils import check_integrity, download_url
+
+from resnet_repro.errors import DataError
+from resnet_repro.files import save_tensors
+
+log = logging.getLogger(__name__)
+
+OFFICIAL = {"cifar10": CIFAR10, "cifar100": CIFAR100}
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+CACHE_VERSION = 1
+
+
+@dataclass
+class CifarArrays:
+    """A whole CIFAR dataset as tensors: images (N, 3, 32, 32) uint8, labels (N,) int64."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: list[str]
+    source: str
+
+
+def load_cifar(name: str, root: str | Path, download: bool = False, cache_dir: str | Path | None = None) -> CifarArrays:
+    """Find CIFAR-`name` under `root` (see the module docstring), decode it once, and cache the tensors."""
+    if name not in OFFICIAL:
+        raise DataError(f"unknown CIFAR dataset {name!r}; choose one of {', '.join(OFFICIAL)}")
+    root = Path(root).expanduser()
+    official = OFFICIAL[name]
+    batches = root / official.base_folder
+    archive = root / official.filename
+    if batches.is_dir():
+        kind, files = "official", _official_files(official, batches)
+    elif archive.is_file():
+        _extract(official, archive, root)
+        kind, files = "official", _official_files(official, batches)
+    elif (root / "train").is_dir() and (root / "test").is_dir():
+        kind, files = "folder", sorted(p for p in (root / "train").rglob("*") if p.is_file())
+        files += sorted(p for p in (root / "test").rglob("*") if p.is_file())
+    elif download:
+        _download(official, root)
+        kind, files = "official", _official_files(official, batches)
+    else:
+        raise DataError(_missing_message(name, root, official))
+
+    cache = Path(cache_dir).expanduser() if cache_dir else root / ".resnet_repro_cache"
+    cache_file = cache / f"{name}-{kind}-{_fingerprint(files)}.pt"
+    if cache_file.is_file():
+        try:
+            return CifarArrays(**torch.load(cache_file, weights_only=True))
+        except Exception as err:  # a damaged cache is rebuilt, never trusted
+            log.warning("ignoring unreadable cache %s (%s); decoding again", cache_file, err)
+    arrays = _read_official(official, batches) if kind == "official" else _read_folder(root, NUM_CLASSES[name])
+    try:
+        save_tensors(cache_file, vars(arrays))
+        log.info("cached decoded %s in %s", name, cache_file)
+    except OSError as err:
+        log.warning("could not write the cache %s (%s); set data.cache_dir to a writable folder", cache_file, err)
+    return arrays
+
+
+def _missing_message(name: str, root: Path, official: type[CIFAR10]) -> str:
+    return (
+        f"{name} not found in {root}. Looked for: {root / official.base_folder}/ (official python version, "
+        f"extracted), {root / official.filename} (its archive), or {root}/train/<class>/ and {root}/test/<class>/ "
+        f"(image folders, PNG or JPEG). Get it from {official.url} and put the archive in {root}, "
+        f"set data.download=true to download it there, or point data.root at an existing copy."
+    )
+
+
+def _official_files(official: type[CIFAR10], batches: Path) -> list[Path]:
+    """The official batch files, each checked against torchvision's md5."""
+    files = []
+    for filename, md5 in [*official.train_list, *official.test_list, (official.meta["filename"], official.meta["md5"])]:
+        path = batches / filename
+        if not path.is_file():
+            raise DataError(
+                f"{path} is missing: the extracted CIFAR folder {batches} is incomplete; extract the "
+                f"official archive {official.filename} again or delete the folder"
+            )
+        if not check_integrity(str(path), md5):
+            raise DataError(
+                f"{path} is corrupt (md5 mismatch with the official release); replace it from the "
+                f"official archive {official.url}. Nothing was deleted."
+            )
+        files.append(path)
+    return files
+
+
+def _extract(official: type[CIFAR10], archive: Path, root: Path) -> None:
+    """Check the archive's md5, then extract it into a temporary folder and rename it into place."""
+    if not check_integrity(str(archive), official.tgz_md5):
+        raise DataError(
+            f"{archive} is corrupt or truncated (md5 mismatch with the official release); download it "
+            f"again from {official.url}. Nothing was deleted."
+        )
+    with tempfile.TemporaryDirectory(dir=root, prefix=".extract-") as tmp:
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                tar.extractall(tmp, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as err:
+            raise DataError(f"{archive} could not be extracted ({err}); download it again from {official.url}") from err
+        (Path(tmp) / official.base_folder).rename(root / official.base_folder)
+
+
+def _download(official: type[CIFAR10], root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        download_url(official.url, str(root), official.filename, official.tgz_md5)
+    except Exception as err:
+        raise DataError(
+            f"could not download {official.url} into {root} ({type(err).__name__}: {err}). Without "
+            f"network access, copy {official.filename} into {root} or point data.root at a copy."
+        ) from err
+    _extract(official, root / official.filename, root)
+
+
+def _fingerprint(files: list[Path]) -> str:
+    """A short hash of the source files' names, sizes and modification times: a changed source rebuilds the cache."""
+    h = hashlib.sha1(f"v{CACHE_VERSION}".encode())
+    for path in files:
+        stat = path.stat()
+        h.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _read_official(official: type[CIFAR10], batches: Path) -> CifarArrays:
+    label_key = "labels" if official is CIFAR10 else "fine_labels"
+
+    def read(entries: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = [], []
+        for filename, _ in entries:
+            with open(batches / filename, "rb") as f:
+                entry = pickle.load(f, encoding="latin1")
+            images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.extend(entry[label_key])
+        return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.int64)
+
+    with open(batches / official.meta["filename"], "rb") as f:
+        classes = list(pickle.load(f, encoding="latin1")[official.meta["key"]])
+    train_images, train_labels = read(official.train_list)
+    test_images, test_labels = read(official.test_list)
+    return CifarArrays(train_images, train_labels, test_images, test_labels, classes, str(batches))
+
+
+def _read_folder(root: Path, num_classes: int) -> CifarArrays:
+    train_classes = _class_folders(root / "train", num_classes)
+    test_classes = _class_folders(root / "test", num_classes)
+    if [p.name for p in train_classes] != [p.name for p in test_classes]:
+        raise DataError(f"the class folders of {root / 'train'} and {root / 'test'} differ; both need the same names")
+    train_images, train_labels = _decode_split(train_classes)
+    test_images, test_labels = _decode_split(test_classes)
+    return CifarArrays(train_images, train_labels, test_images, test_labels, [p.name for p in train_classes], str(root))
+
+
+def _class_folders(split: Path, num_classes: int) -> list[Path]:
+    classes = sorted(p for p in split.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) != num_classes:
+        raise DataError(
+            f"{split} has {len(classes)} class folders, expected {num_classes} "
+            f"(found: {', '.join(p.name for p in classes) or 'none'})"
+        )
+    for folder in classes:
+        if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
+            raise DataError(f"class folder {folder} holds no PNG or JPEG image")
+    return classes
+
+
+def _decode(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as img:
+            array = np.asarray(img.convert("RGB"))
+    except Exception as err:
+        raise DataError(f"cannot read image {path}: {err}") from err
+    if array.shape != (32, 32, 3):
+        raise DataError(f"image {path} is {array.shape[1]}x{array.shape[0]}, CIFAR images are 32x32")
+    return array
+
+
+def _decode_split(classes: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
+    paths, labels = [], []
+    for label, folder in enumerate(classes):
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths.extend(files)
+        labels.extend([label] * len(files))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        images = np.stack(list(pool.map(_decode, paths, chunksize=256)))  # (N, 32, 32, 3)
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.tensor(labels, dtype=torch.int64)
