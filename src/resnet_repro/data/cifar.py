@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from resnet_repro.data.cifar_sources import NUM_CLASSES, CifarArrays, load_cifar
+from resnet_repro.data.dataloader import check_batch_sizes, dataloader
 from resnet_repro.data.tensor_loader import TensorLoader
 from resnet_repro.data.transforms import NORMALIZATIONS, Normalize
 from resnet_repro.errors import ConfigError
@@ -55,9 +56,7 @@ class CifarDataModule(pl.LightningDataModule):
             raise ConfigError("data.normalize", f"must be one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
         if loader not in LOADERS:
             raise ConfigError("data.loader", f"must be one of {', '.join(LOADERS)}, got {loader!r}")
-        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"data.{key}", f"must be an integer >= 1, got {value!r}")
+        check_batch_sizes(batch_size, eval_batch_size)
         if not isinstance(val_size, int) or val_size < 0:
             raise ConfigError("data.val_size", f"must be an integer >= 0 (0 trains on the whole set), got {val_size!r}")
         self.root, self.name, self.download, self.cache_dir = root, name, download, cache_dir
@@ -106,22 +105,20 @@ class CifarDataModule(pl.LightningDataModule):
         if self.loader == "fast":
             trainer = self.trainer
             return TensorLoader(
-                images, labels, batch_size, self.normalizer, train, augment, self.seed, self.channels_last,
+                images,
+                labels,
+                batch_size,
+                self.normalizer,
+                train,
+                augment,
+                self.seed,
+                self.channels_last,
                 step_fn=(lambda: trainer.global_step) if train and trainer is not None else None,
                 rank=trainer.global_rank if trainer is not None else 0,
                 world_size=trainer.world_size if trainer is not None else 1,
             )
-        generator = torch.Generator().manual_seed(self.seed)
         dataset = TorchvisionCifar(images, labels, torchvision_transform(self.normalizer, augment))
-        return DataLoader(
-            dataset,
-            batch_size,
-            shuffle=train,
-            drop_last=train,
-            num_workers=self.num_workers,
-            generator=generator,
-            persistent_workers=self.num_workers > 0,
-        )
+        return dataloader(dataset, batch_size, train, self.num_workers, self.seed)
 
 
 def split(

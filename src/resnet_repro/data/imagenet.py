@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 from torchvision.transforms import v2
 
+from resnet_repro.data.dataloader import check_batch_sizes, dataloader
 from resnet_repro.errors import ConfigError, DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # per channel, [0, 1] scale; stands for the (nearly flat) per-pixel mean
@@ -93,9 +94,7 @@ class ImageNetDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"data.{key}", f"must be an integer >= 1, got {value!r}")
+        check_batch_sizes(batch_size, eval_batch_size)
         normalization(normalize)
         self.root, self.batch_size, self.eval_batch_size = Path(root).expanduser(), batch_size, eval_batch_size
         self.num_workers, self.normalize, self.lighting_std = num_workers, normalize, lighting_std
@@ -125,16 +124,7 @@ class ImageNetDataModule(pl.LightningDataModule):
         self.test_set = self._folder("val", eval_transform(self.normalize, ten_crop=True))
 
     def _loader(self, dataset: datasets.ImageFolder, batch_size: int, train: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size,
-            shuffle=train,
-            drop_last=train,
-            num_workers=self.num_workers,
-            generator=torch.Generator().manual_seed(self.seed),
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-        )
+        return dataloader(dataset, batch_size, train, self.num_workers, self.seed)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, train=True)
