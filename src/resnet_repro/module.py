@@ -52,9 +52,13 @@ class ResNetModule(pl.LightningModule):
         self.eval_names = list(eval_names)
         self.train_err, self.train_loss = MeanMetric(), MeanMetric()
         self.warmup_err = MeanMetric()
-        self.eval_err = nn.ModuleDict({name: MeanMetric() for name in [*self.eval_names, "test"]})
-        self.eval_loss = nn.ModuleDict({name: MeanMetric() for name in [*self.eval_names, "test"]})
-        self.eval_err5 = nn.ModuleDict({name: MeanMetric() for name in [*self.eval_names, "test"]}) if top5 else None
+        names = dict.fromkeys([*self.eval_names, "test"])  # validation loaders, then the final test pass
+
+        def per_loader() -> nn.ModuleDict:
+            return nn.ModuleDict({name: MeanMetric() for name in names})
+
+        self.eval_err, self.eval_loss = per_loader(), per_loader()
+        self.eval_err5 = per_loader() if top5 else None
         self.register_buffer("first_bad_step", torch.tensor(-1), persistent=False)
         self.last_train: dict[str, float] = {}  # the last logged train/err and train/loss
 

@@ -122,21 +122,6 @@ def usable_checkpoint(path: Path) -> Path | None:
         return None
 
 
-def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
-    """Config values by dotted key, as scalars, for TensorBoard's HParams dashboard."""
-    flat: dict[str, Any] = {}
-
-    def walk(node: dict[str, Any], prefix: str) -> None:
-        for key, value in node.items():
-            if isinstance(value, dict):
-                walk(value, f"{prefix}{key}.")
-            else:
-                flat[f"{prefix}{key}"] = value if isinstance(value, int | float | str | bool) else str(value)
-
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
-    return flat
-
-
 def instantiate(node: DictConfig, key: str) -> Any:
     """hydra.utils.instantiate, with a constructor's refusal reported as a ConfigError naming the group."""
     try:
@@ -219,7 +204,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     for i, std in enumerate(sorted(responses.values(), reverse=True)):
         logger.experiment.add_scalar("layer_responses/std_sorted", std, i)
     logger.log_hyperparams(
-        flat_hparams(cfg),
+        OmegaConf.to_container(cfg, resolve=True),  # the logger flattens it for the HParams dashboard
         {"hparams/test_err": metrics.get("test_err", math.nan), "hparams/val_err": metrics.get("val_err", math.nan)},
     )
     logger.finalize("success")
