@@ -3,15 +3,16 @@
     python benchmarks/bench_train.py --data /path/to/cifar10 [--depths 20 56 110]      (make bench DATA=...)
 
 For each CIFAR ResNet depth, images per second of training steps at batch 128:
-  (a) ours: the real `python -m resnet_repro.train` path (Lightning, fast data path, the project's defaults),
-      read from the run's `train/images_per_s` log;
+  (a) ours: the real `python -m resnet_repro.train` path (Lightning, fast data path, the project's defaults but
+      for the precision: bf16 autocast where the hardware has native bf16, an opt-in), read from the run's
+      `train/images_per_s` log;
   (b) reference: a bare loop over the same model fed by a torchvision DataLoader with PIL transforms
       (RandomCrop(32, 4), RandomHorizontalFlip, ToTensor, Normalize; 2 workers), SGD as in the paper, with the
       per-step `loss.item()` such loops log;
-  (c) the same bare loop fed by our fast data path, with our defaults' channels_last and precision (bf16
-      autocast where the hardware has native bf16), so that (a)/(c) is Lightning's overhead alone;
-  (d) the machine's matmul ceiling in the precision (a) trains in (fp32, or bf16 where our defaults use bf16
-      autocast) and each model's training FLOPs per image (torch.utils.flop_counter), giving
+  (c) the same bare loop fed by our fast data path, with channels_last and the precision of (a), so that (a)/(c)
+      is Lightning's overhead alone;
+  (d) the machine's matmul ceiling in the precision (a) trains in (fp32, or bf16 where the hardware has it) and
+      each model's training FLOPs per image (torch.utils.flop_counter), giving
       utilization = images/s x FLOPs/image / ceiling.
 Each variant runs in its own process (peak RSS is that process's, data loader workers included). Throughput is
 the median over windows of `--window` steps with the first window (warm-up) left out.
@@ -33,7 +34,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from resnet_repro.train import machine
+from resnet_repro.provenance import machine
 
 BATCH = 128
 
@@ -101,10 +102,8 @@ def worker_fast_loop(data: str, depth: int, steps: int, window: int) -> float:
     dm = CifarDataModule(root=data, channels_last=True)
     dm.prepare_data()
     dm.setup("fit")
-    from resnet_repro.train import fast_precision
-
     model = CifarResNet(depth).train().to(memory_format=torch.channels_last)
-    step = sgd_step(model, sync=False, bf16=fast_precision() == "bf16-mixed")
+    step = sgd_step(model, sync=False, bf16=bench_precision() == "bf16-mixed")
     return timed_windows(endless(dm.train_dataloader()), step, steps, window)
 
 
@@ -123,6 +122,7 @@ def worker_ours(data: str, depth: int, steps: int, window: int) -> float:
             "optim.milestones=[]",
             f"log_every={window}",
             "data.val_size=1000",
+            f"trainer.precision={bench_precision()}",
             "data.test_size=1000",
             "progress_bar=false",
             f"hydra.run.dir={out}",
@@ -136,6 +136,13 @@ def worker_ours(data: str, depth: int, steps: int, window: int) -> float:
             if "train/images_per_s" in acc.Tags()["scalars"]:
                 rates += [(e.step, e.value) for e in acc.Scalars("train/images_per_s")]
         return statistics.median(v for _, v in sorted(rates)[1:])
+
+
+def bench_precision() -> str:
+    """bf16 autocast where the hardware computes bf16 natively, else fp32: the fastest faithful-enough setting."""
+    from resnet_repro.provenance import native_bf16
+
+    return "bf16-mixed" if native_bf16() else "32-true"
 
 
 def matmul_ceiling(dtype: torch.dtype, n: int = 4096, repeats: int = 5) -> float:
@@ -178,9 +185,7 @@ def main() -> None:
         print("RESULT " + json.dumps({"images_per_s": rate, "peak_rss_mb": peak_rss_mb()}))
         return
 
-    from resnet_repro.train import fast_precision
-
-    precision = fast_precision()
+    precision = bench_precision()
     fp32, bf16 = matmul_ceiling(torch.float32), matmul_ceiling(torch.bfloat16)
     ceiling = bf16 if precision == "bf16-mixed" else fp32
     print(f"machine: {machine()}, {torch.get_num_threads()} torch threads, our precision: {precision}")

@@ -28,10 +28,10 @@ TINY = [
 ]
 
 
-def compose_config(overrides: list[str]) -> DictConfig:
-    """conf/train.yaml composed with `overrides`, as the command line would."""
+def compose_config(overrides: list[str], return_hydra: bool = False) -> DictConfig:
+    """conf/train.yaml composed with `overrides`, as the command line would (with its `hydra` node if asked)."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=VERSION_BASE):
-        return compose(config_name="train", overrides=overrides)
+        return compose(config_name="train", overrides=overrides, return_hydra_config=return_hydra)
 
 
 def run_cli(args: list[str], timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:

@@ -30,7 +30,8 @@ def test_ranks_take_disjoint_shards() -> None:
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(tiny_cifar: Path, tmp_path: Path) -> None:
-    """Both ranks train on their shards; rank 0 alone records the run; eval metrics are reduced over both shards."""
+    """Both ranks train on their shards of the global batch of 128 (64 each); rank 0 alone records the run; eval
+    metrics are reduced over both shards."""
     result = run_cli(
         [
             *TINY,
@@ -43,7 +44,11 @@ def test_ddp_two_cpu_processes(tiny_cifar: Path, tmp_path: Path) -> None:
             "trainer.precision=32-true",
             f"output_root={tmp_path}",
             "name=ddp",
-            "data.batch_size=8",
+            "data.batch_size=128",  # the global batch: 64 per process
+            "trainer.max_steps=6",
+            "trainer.val_check_interval=6",
+            "optim.milestones=[4,5]",
+            "data.test_size=99",  # odd: 50 + 49 images over the two ranks
         ],
         timeout=600,
     )
@@ -53,22 +58,25 @@ def test_ddp_two_cpu_processes(tiny_cifar: Path, tmp_path: Path) -> None:
     assert len(runs) == 1  # only rank 0 records the run
     run_dir = runs[0].parent
     results = json.loads(runs[0].read_text())
-    assert results["status"] == "completed" and results["step"] == 24
+    assert results["status"] == "completed" and results["step"] == 6
+    assert results["batch"] == {"global": 128, "per_device": 64, "processes": 2}
+    assert results["images_seen_per_process"] == 6 * 64  # what rank 0 really drew: 64 per iteration
+    assert results["recipe"]["data.batch_size"] == 128
     events = list((run_dir / "tb").glob("events.out.tfevents.*"))  # events.out.tfevents.<time>.<host>.<pid>.<n>
     assert events and len({e.name.split(".")[-2] for e in events}) == 1  # one process wrote TensorBoard logs
     assert "last.ckpt" in {p.name for p in (run_dir / "checkpoints").iterdir()}
     assert len(json.loads((run_dir / "layer_responses.json").read_text())) == 7
 
-    # the test set has 100 images, 50 per rank: one rank alone can only give an even percentage
+    # 99 test images, 50 and 49 per rank: an error strictly between 0 and 100% that is k/99 cannot be one rank's
     wrong = results["metrics"]["test_err"]
-    assert wrong == pytest.approx(round(wrong)) and round(wrong) % 2 == 1
+    assert 0 < wrong < 100 and wrong * 0.99 == pytest.approx(round(wrong * 0.99), abs=1e-3)
 
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     model = CifarResNet(8)
     model.load_state_dict(
         {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
     )
-    dm = CifarDataModule(root=tiny_cifar, val_size=50)
+    dm = CifarDataModule(root=tiny_cifar, val_size=50, test_size=99)
     dm.prepare_data()
     dm.setup("test")
     model.eval()

@@ -200,3 +200,24 @@ def test_stage_checkpointing_gives_the_same_gradients() -> None:
         torch.nn.functional.cross_entropy(model(x), y).backward()
     for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+@pytest.mark.parametrize("depth", [32, 110])  # 2 and 4 checkpointed segments per stage
+def test_stage_checkpointing_keeps_bn_statistics_exact(depth: int) -> None:
+    """After N SGD steps, every BN's running mean, variance and batch count equal those of the plain forward."""
+    torch.manual_seed(0)
+    plain = CifarResNet(depth)
+    checkpointed = copy.deepcopy(plain)
+    checkpointed.checkpoint_stages = True
+    batches = [(torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))) for _ in range(3)]
+    for model in (plain, checkpointed):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        for x, y in batches:
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    buffers = dict(checkpointed.named_buffers())
+    assert any(name.endswith("num_batches_tracked") for name in buffers)
+    for name, value in plain.named_buffers():
+        torch.testing.assert_close(buffers[name], value, rtol=1e-5, atol=1e-6, msg=name)
+    assert int(buffers["layer2.0.bn1.num_batches_tracked"]) == 3

@@ -20,7 +20,7 @@ SWEEP = [*TINY, "model.depth=8", "trainer.deterministic=true"]
 
 
 def run_dirs(sweep: Path) -> list[Path]:
-    return sorted(p.parent for p in sweep.rglob(".hydra"))
+    return sorted(p.parent for p in sweep.rglob("recipe.json"))
 
 
 def statuses(sweep: Path, *keys: str) -> dict[tuple, str]:

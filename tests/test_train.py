@@ -102,10 +102,11 @@ def test_warmup_returns_to_base_lr_then_follows_milestones(tiny_cifar: Path, tmp
             "trainer.max_steps=60",
             "trainer.val_check_interval=60",
             "optim.milestones=[40,50]",
+            "optim.warmup_window=20",
             "log_every=1",
         ]
     )
-    assert cfg.optim.warmup_lr == 0.01
+    assert cfg.optim.warmup_lr == 0.01 and cfg.optim.warmup_until_err == 80
     results = train(cfg, tmp_path)
     assert results["status"] == "completed"
     lr = lr_points(tmp_path)
@@ -113,7 +114,10 @@ def test_warmup_returns_to_base_lr_then_follows_milestones(tiny_cifar: Path, tmp
     warm = [s for s in sorted(lr) if s < 40 and lr[s] == pytest.approx(0.01)]
     assert warm and warm == list(range(1, len(warm) + 1))  # warm-up is one stretch at the start
     back = len(warm) + 1
-    assert back % 10 == 0 and back < 40  # checked every 10 iterations, ended once the error fell below 80%
+    # checked every 10 iterations once a whole window of 20 iterations exists; ended when its mean fell below 80%
+    assert back % 10 == 0 and 20 <= back < 40
+    assert results["warmup_end_step"] == back and dict(scalars(tmp_path)["warmup/end_step"]) == {back: back}
+    assert scalars(tmp_path)["warmup/window_err"][0][1] < 80
     assert all(lr[s] == pytest.approx(0.1) for s in range(back, 40))  # the base lr really returns
     assert all(lr[s] == pytest.approx(0.01) for s in range(40, 50))
     assert all(lr[s] == pytest.approx(0.001) for s in range(50, 61))
@@ -187,11 +191,13 @@ def test_resume_after_kill_gives_the_same_metrics(tiny_cifar: Path, tmp_path: Pa
 
 def test_truncated_leftovers_are_not_trusted(tiny_cifar: Path, tmp_path: Path) -> None:
     """A kill during a write elsewhere left a truncated checkpoint and results.json: the run is redone."""
-    (tmp_path / "checkpoints").mkdir(parents=True)
+    args = [*TINY, f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={tmp_path}"]
+    assert run_cli(args).returncode == 0
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
     (tmp_path / "results.json").write_text('{"status": "compl')
-    result = run_cli([*TINY, f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={tmp_path}"])
+    result = run_cli(args)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming from" not in result.stdout + result.stderr
     assert json.loads((tmp_path / "results.json").read_text())["status"] == "completed"
     aside = list((tmp_path / "checkpoints").glob("last.ckpt.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_bytes() == b"PK\x03\x04 truncated"  # kept, never deleted

@@ -9,7 +9,7 @@ from torch.nn import functional as F
 from torchmetrics import MeanMetric
 
 from resnet_repro.errors import ConfigError
-from resnet_repro.schedule import PaperSchedule
+from resnet_repro.schedule import WARMUP_CHECK_EVERY, PaperSchedule
 
 
 class DivergedError(RuntimeError):
@@ -38,6 +38,7 @@ class ResNetModule(pl.LightningModule):
         gamma: float = 0.1,
         warmup_lr: float | None = None,
         warmup_until_err: float = 80.0,
+        warmup_window: int = 100,
         eval_names: tuple[str, ...] = ("val", "test"),
         top5: bool = False,
         log_every: int = 50,
@@ -45,13 +46,14 @@ class ResNetModule(pl.LightningModule):
         channels_last: bool = False,
     ) -> None:
         super().__init__()
-        check_optim(lr, momentum, weight_decay, milestones, gamma, warmup_lr, warmup_until_err)
+        check_optim(lr, momentum, weight_decay, milestones, gamma, warmup_lr, warmup_until_err, warmup_window)
         self.save_hyperparameters(ignore=["model"])
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
         self.forward_fn = torch.compile(self.model) if compile else self.model
         self.eval_names = list(eval_names)
         self.train_err, self.train_loss = MeanMetric(), MeanMetric()
-        self.warmup_err = MeanMetric()
+        # training error (%) of each of the last warmup_window iterations, a ring buffer kept on the device
+        self.register_buffer("warmup_errors", torch.full((warmup_window,), float("nan")))
         names = dict.fromkeys([*self.eval_names, "test"])  # validation loaders, then the final test pass
 
         def per_loader() -> nn.ModuleDict:
@@ -61,9 +63,16 @@ class ResNetModule(pl.LightningModule):
         self.eval_err5 = per_loader() if top5 else None
         self.register_buffer("first_bad_step", torch.tensor(-1), persistent=False)
         self.last_train: dict[str, float] = {}  # the last logged train/err and train/loss
+        self.run_identity: dict | None = (
+            None  # the run's recipe, fingerprint and seed (recipe.py), saved in checkpoints
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_fn(x)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.run_identity is not None:
+            checkpoint["run_identity"] = self.run_identity
 
     # --- optimization (Sec. 4.2 / 3.4) ---
     def configure_optimizers(self) -> dict:
@@ -91,20 +100,23 @@ class ResNetModule(pl.LightningModule):
         bad = ~torch.isfinite(loss.detach())
         self.first_bad_step = torch.where(bad & (self.first_bad_step < 0), self.global_step, self.first_bad_step)
         if self.schedule().warming_up:
-            self.warmup_err.update(wrong)
+            self.warmup_errors[self.global_step % len(self.warmup_errors)] = wrong.mean()
         return loss
 
     def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
         step = self.global_step  # iterations done
         schedule = self.schedule()
-        if schedule.warming_up and step % 10 == 0:
-            # Sec. 4.2: back to the base lr once the training error (of the last 10 iterations) is below 80%
-            if self.warmup_err.compute() < self.hparams.warmup_until_err:
-                schedule.end_warmup()
+        if schedule.warming_up and step % WARMUP_CHECK_EVERY == 0 and step >= len(self.warmup_errors):
+            # Sec. 4.2: back to the base lr once the training error (of the last warmup_window iterations, over
+            # all processes) is below 80%
+            err = self.trainer.strategy.reduce(self.warmup_errors.mean(), reduce_op="mean")
+            if err < self.hparams.warmup_until_err:
+                schedule.end_warmup(step)
                 scheduler = self.lr_schedulers()  # it has already stepped for this iteration: apply the new lr now
                 for group, base_lr in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, strict=True):
                     group["lr"] = base_lr * schedule(step)
-            self.warmup_err.reset()
+                if self.logger is not None:
+                    self.logger.log_metrics({"warmup/end_step": step, "warmup/window_err": float(err)}, step=step)
         if step % self.hparams.log_every == 0 or step == self.trainer.max_steps:
             self._log_train(step)
 
@@ -157,6 +169,7 @@ def check_optim(
     gamma: float,
     warmup_lr: float | None,
     warmup_until_err: float,
+    warmup_window: int,
 ) -> None:
     """Refuse values that make no sense before any training starts; each message names its key."""
     if not lr > 0:
@@ -173,3 +186,5 @@ def check_optim(
         raise ConfigError("optim.warmup_lr", f"must be > 0 or null, got {warmup_lr}")
     if not 0 < warmup_until_err <= 100:
         raise ConfigError("optim.warmup_until_err", f"must be a percent error in (0, 100], got {warmup_until_err}")
+    if not isinstance(warmup_window, int) or warmup_window < 1:
+        raise ConfigError("optim.warmup_window", f"must be a positive number of iterations, got {warmup_window!r}")

@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 from resnet_repro.files import read_json  # noqa: E402
+from resnet_repro.recipe import RECIPE, flatten  # noqa: E402
 
 PAPER_NUMBERS = Path(__file__).resolve().parents[2] / "experiments" / "paper_numbers.yaml"
 
@@ -55,29 +56,22 @@ class Run:
 
 
 def find_runs(sweeps: list[Path]) -> list[Run]:
-    """Every run directory (one with .hydra/) under the sweeps, with its results.json if it has one."""
+    """Every run directory (one with recipe.json or results.json) under the sweeps, with what it recorded."""
     runs = []
     for sweep in sweeps:
-        for hydra_dir in sorted(sweep.rglob(".hydra")):
-            run_dir = hydra_dir.parent
-            results = read_json(run_dir / "results.json")
-            if results is None:
-                config = (
-                    yaml.safe_load((hydra_dir / "config.yaml").read_text())
-                    if (hydra_dir / "config.yaml").is_file()
-                    else {}
-                )
-                results = {"status": "unfinished", "config": config}
-            config = results.get("config") or {}
-            model = config.get("model", {})
+        run_dirs = {p.parent for name in (RECIPE, "results.json") for p in sweep.rglob(name)}
+        for run_dir in sorted(run_dirs):
+            identity = read_json(run_dir / RECIPE) or {}
+            results = read_json(run_dir / "results.json") or {"status": "unfinished"}
+            recipe = results.get("recipe") or identity.get("recipe") or flatten(results.get("config") or {})
             runs.append(
                 Run(
                     path=run_dir,
                     status=results["status"],
-                    depth=model.get("depth"),
-                    residual=model.get("residual", True),
-                    shortcut=str(model.get("shortcut", "A")).upper(),
-                    seed=config.get("seed"),
+                    depth=recipe.get("model.depth"),
+                    residual=recipe.get("model.residual", True),
+                    shortcut=str(recipe.get("model.shortcut", "A")).upper(),
+                    seed=results.get("seed", identity.get("seed", recipe.get("seed"))),
                     metrics=results.get("metrics") or {},
                     error=results.get("error"),
                     results=results,
@@ -183,7 +177,7 @@ def write_report(sweeps: list[Path], out: Path) -> Path:
     paper = yaml.safe_load(PAPER_NUMBERS.read_text())["cifar10"]
     runs = find_runs(sweeps)
     if not runs:
-        raise SystemExit(f"error: no runs (folders with .hydra/) under {', '.join(map(str, sweeps))}")
+        raise SystemExit(f"error: no runs (folders with recipe.json) under {', '.join(map(str, sweeps))}")
     out.mkdir(parents=True, exist_ok=True)
     groups = grouped(runs)
     lines = [

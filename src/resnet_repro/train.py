@@ -4,19 +4,18 @@
     python -m resnet_repro.train -m experiment=fig6 seed=0,1,2          # a sweep, resumable
     tensorboard --logdir outputs/
 
-Each run directory holds tb/ (TensorBoard), checkpoints/ (last and best-by-val), results.json and
-layer_responses.json. Rerunning a command resumes unfinished runs from their last checkpoint and skips completed ones.
+Each run directory holds recipe.json (the run's identity, written before training), tb/ (TensorBoard), checkpoints/
+(last, and best-by-val when there is a val split), results.json and layer_responses.json. Rerunning a command
+resumes unfinished runs from their last checkpoint and skips completed ones; a directory that holds another recipe
+is refused (recipe.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import math
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,13 +29,16 @@ from hydra.errors import HydraException, InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pytorch_lightning.utilities import rank_zero_only
 
 from resnet_repro.analysis import record_responses
 from resnet_repro.callbacks import AtomicCheckpointIO, RunSummary
+from resnet_repro.checks import validate
+from resnet_repro.data.dataloader import per_device_batch
 from resnet_repro.errors import ConfigError, UserError
 from resnet_repro.files import read_json, write_json
 from resnet_repro.module import DivergedError, ResNetModule
+from resnet_repro.provenance import git_commit, machine
+from resnet_repro.recipe import claim_run_dir, fingerprint, make_recipe
 
 log = logging.getLogger(__name__)
 
@@ -53,59 +55,15 @@ def short_name(name: str, limit: int = 120) -> str:
     return f"{name[: limit - 11]}...{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
-def fast_precision() -> str:
-    """bf16 autocast where the hardware computes in bf16 natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or
-    AMX), fp32 elsewhere. Registered as the config resolver ${fast_precision:}."""
-    if torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
-    native = [
-        getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    ]
-    return "bf16-mixed" if any(native) else "32-true"
-
-
 OmegaConf.register_new_resolver("short", short_name, replace=True)
-OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
 
 
-def validate(cfg: DictConfig) -> None:
-    """Refuse settings that make no sense before anything is built; each message names the key."""
-    max_steps = cfg.trainer.max_steps
-    if not isinstance(max_steps, int) or max_steps < 1:
-        raise ConfigError("trainer.max_steps", f"must be a positive number of iterations, got {max_steps!r}")
-    milestones = list(cfg.optim.milestones)
-    if milestones and max(milestones) > max_steps:
-        raise ConfigError("optim.milestones", f"{milestones} go beyond trainer.max_steps={max_steps}")
-    interval = cfg.trainer.val_check_interval
-    if not isinstance(interval, int) or interval < 1:
-        raise ConfigError("trainer.val_check_interval", f"must be a positive number of iterations, got {interval!r}")
-    if max_steps % interval:
-        raise ConfigError(
-            "trainer.val_check_interval",
-            f"{interval} must divide trainer.max_steps={max_steps}, so that the final weights are validated",
-        )
-    if not isinstance(cfg.log_every, int) or cfg.log_every < 1:
-        raise ConfigError("log_every", f"must be a positive number of iterations, got {cfg.log_every!r}")
-
-
-def git_commit() -> str | None:
-    """The project's commit, when it runs from a git checkout."""
+def command_overrides() -> list[str]:
+    """The overrides given on the command line, when running under Hydra's main."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True)
-    except OSError:
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def machine() -> dict[str, Any]:
-    """What the run ran on, for results.json: the evidence names its machine."""
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    info: dict[str, Any] = {"cpu": cpu, "cpus": os.cpu_count(), "torch": torch.__version__}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:  # composed by a test or a notebook
+        return []
 
 
 def usable_checkpoint(path: Path) -> Path | None:
@@ -136,8 +94,13 @@ def instantiate(node: DictConfig, key: str) -> Any:
 
 
 def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """Train one run in `out_dir` (resuming it if it has a checkpoint) and return its results.json content."""
-    validate(cfg)
+    """Train one run in `out_dir` and return its results.json content (written there by the global rank 0).
+
+    Resumes the run from its last checkpoint, or returns its recorded results when it completed, after checking
+    that `out_dir` is new or holds this very recipe and seed (recipe.py).
+    """
+    overrides = command_overrides()
+    validate(cfg, explicit_model=any(o.split("=", 1)[0].lstrip("+~") == "model" for o in overrides))
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, "data")
     model = instantiate(cfg.model, "model")
@@ -169,6 +132,19 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         default_root_dir=str(out_dir),
         enable_progress_bar=bool(cfg.progress_bar),
     )
+    batch = {
+        "global": cfg.data.batch_size,
+        "per_device": per_device_batch(cfg.data.batch_size, trainer.world_size),
+        "processes": trainer.world_size,
+    }
+    recipe = make_recipe(cfg, datamodule.identity())
+    identity = {"recipe_id": fingerprint(recipe), "seed": cfg.seed, "recipe": recipe}
+    claim_run_dir(out_dir, recipe, cfg.seed, {"overrides": overrides}, write=trainer.is_global_zero)
+    previous = read_json(out_dir / RESULTS)
+    if previous and previous.get("status") == "completed":
+        log.info("%s is completed; skipping it (delete its results.json to train it again)", out_dir)
+        return previous
+    module.run_identity = identity  # saved in every checkpoint (ResNetModule.on_save_checkpoint)
     ckpt_path = cfg.ckpt_path
     if ckpt_path in (None, "last"):
         ckpt_path = usable_checkpoint(out_dir / "checkpoints" / "last.ckpt")
@@ -179,6 +155,11 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "status": "running",
         "step": 0,
         "metrics": {},
+        **identity,
+        "data": datamodule.provenance,
+        "precision": str(trainer.precision),
+        "batch": batch,
+        "warmup_end_step": None,
         "params": sum(p.numel() for p in model.parameters()),
         "wall_time_s": None,
         "images_per_s": None,
@@ -190,7 +171,8 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     except DivergedError as err:
         results.update(status="diverged", step=err.step, error=str(err), wall_time_s=summary.wall_time_s)
-        return results
+        return record(trainer, out_dir, results)
+    results["warmup_end_step"] = module.schedule().warmup_end_step
     metrics = {k.replace("/", "_"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     with record_responses(model) as responses:  # Fig. 7, gathered during the final test pass
         test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
@@ -213,36 +195,43 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         step=trainer.global_step,
         metrics=metrics,
         wall_time_s=summary.wall_time_s,
-        images_per_s=summary.images_per_s,
+        images_per_s=summary.images_per_s,  # of this process (under DDP, x processes for the whole)
+        images_seen_per_process=summary.images,
     )
+    return record(trainer, out_dir, results)
+
+
+def record(trainer: pl.Trainer, out_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """Write results.json (under DDP, from the global rank 0 alone) and return `results`."""
+    if trainer.is_global_zero:
+        write_json(out_dir / RESULTS, results)
     return results
 
 
 def run(cfg: DictConfig) -> float | None:
-    """Run one job; record its outcome in results.json. Returns the final val error (for sweepers)."""
+    """Run one job. Returns the final val error (for sweepers).
+
+    Bad input (a UserError: a config value, missing data, a directory of another recipe) stops a sweep at once
+    with one message, since every job would hit it; any other failure of one job of a sweep is recorded in its
+    results.json and the sweep goes on.
+    """
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     if multirun and torch.cuda.device_count() > 1 and cfg.trainer.devices == 1:
         # parallel local sweeps (hydra/launcher=local_gpus): job i trains on GPU i mod the GPU count
         cfg.trainer.devices = [HydraConfig.get().job.num % torch.cuda.device_count()]
-    previous = read_json(out_dir / RESULTS)
-    if previous and previous.get("status") == "completed":
-        log.info("%s is completed; skipping it (delete its results.json to train it again)", out_dir)
-        return previous["metrics"].get("val_err")
     try:
         results = train(cfg, out_dir)
+    except UserError:
+        raise  # main() reports it
     except Exception as err:
         if not multirun:
-            raise  # main() reports it
-        if not isinstance(err, UserError):  # a crash in one job of a sweep is recorded, and the sweep goes on
-            log.exception("run %s failed", out_dir)
-        results = {
-            "status": "failed",
-            "error": f"{type(err).__name__}: {err}",
-            "config": OmegaConf.to_container(cfg, resolve=True),
-        }
-    if rank_zero_only.rank == 0:  # under DDP, one process records the run
-        write_json(out_dir / RESULTS, results)
+            raise
+        log.exception("run %s failed", out_dir)
+        results = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+        previous = read_json(out_dir / RESULTS) or {}
+        if previous.get("status") != "completed":  # never replace a finished run's record
+            write_json(out_dir / RESULTS, {**results, "config": OmegaConf.to_container(cfg, resolve=True)})
     if results["status"] == "diverged":
         print(f"error: {results['error']}; recorded in {out_dir / RESULTS}", file=sys.stderr)
         if not multirun:

@@ -1,9 +1,10 @@
 """CIFAR-10/100 LightningDataModules with the paper's protocol (Sec. 4.2).
 
-A fixed-seed 45k/5k train/val split of the training set (the paper tuned its schedule on it), the 10k test set
-for the reported numbers, per-pixel mean subtraction computed on the training split, and pad-4/crop/flip
-augmentation. `loader="fast"` (default) keeps each split as one tensor on the device; `loader="torchvision"` is
-the classic Dataset/DataLoader path with the same semantics, kept for comparison.
+By default the network trains on all 50k training images and is tested on the 10k test set, as the paper's
+reported networks were; `val_size=5000` holds out the fixed-seed 45k/5k train/val split on which the paper tuned
+its schedule. Per-pixel mean subtraction is computed on the training split; augmentation is pad-4/crop/flip.
+`loader="fast"` (default) keeps each split as one tensor on the device; `loader="torchvision"` is the classic
+Dataset/DataLoader path with the same semantics, kept for comparison.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from resnet_repro.data.cifar_sources import NUM_CLASSES, CifarArrays, load_cifar
-from resnet_repro.data.dataloader import check_batch_sizes, dataloader
+from resnet_repro.data.dataloader import check_batch_sizes, dataloader, per_device_batch
 from resnet_repro.data.tensor_loader import TensorLoader
 from resnet_repro.data.transforms import NORMALIZATIONS, Normalize
 from resnet_repro.errors import ConfigError
@@ -33,9 +34,9 @@ class CifarDataModule(pl.LightningDataModule):
         name: str = "cifar10",
         download: bool = False,
         cache_dir: str | None = None,
-        batch_size: int = 128,  # Sec. 4.2
+        batch_size: int = 128,  # Sec. 4.2; the global batch, split evenly over DDP processes
         eval_batch_size: int = 1000,
-        val_size: int = 5000,  # Sec. 4.2: a 45k/5k train/val split
+        val_size: int = 0,  # Sec. 4.2: the reported nets train on all 50k; 5000 gives the 45k/5k tuning split
         split_seed: int = 0,
         train_size: int | None = None,
         test_size: int | None = None,
@@ -67,10 +68,29 @@ class CifarDataModule(pl.LightningDataModule):
         self.num_classes = NUM_CLASSES[name]
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.arrays: CifarArrays | None = None
+        self.provenance: dict[str, object] = {}  # what the data was, filled by prepare_data
 
     def prepare_data(self) -> None:
         if self.arrays is None and not self.splits:  # download, extract and cache once
             self.arrays = load_cifar(self.name, self.root, self.download, self.cache_dir)
+            indices = split_indices(
+                len(self.arrays.train_labels),
+                len(self.arrays.test_labels),
+                self.val_size,
+                self.split_seed,
+                self.train_size,
+                self.test_size,
+            )
+            self.provenance = {
+                **self.arrays.identity(),
+                "kind": self.arrays.kind,
+                "path": self.arrays.source,
+                **{f"{name}_images": len(idx) for name, idx in indices.items()},
+            }
+
+    def identity(self) -> dict[str, object]:
+        """What enters the run's recipe: the data's source kind and fingerprint (after prepare_data)."""
+        return {key: self.provenance[key] for key in ("source", "fingerprint")}
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -100,10 +120,11 @@ class CifarDataModule(pl.LightningDataModule):
 
     def _loader(self, split_name: str, train: bool) -> TensorLoader | DataLoader:
         images, labels = self.splits[split_name]
-        batch_size = self.batch_size if train else self.eval_batch_size
+        trainer = self.trainer
+        world_size = trainer.world_size if trainer is not None else 1
+        batch_size = per_device_batch(self.batch_size, world_size) if train else self.eval_batch_size
         augment = train and self.augment
         if self.loader == "fast":
-            trainer = self.trainer
             return TensorLoader(
                 images,
                 labels,
@@ -115,7 +136,7 @@ class CifarDataModule(pl.LightningDataModule):
                 self.channels_last,
                 step_fn=(lambda: trainer.global_step) if train and trainer is not None else None,
                 rank=trainer.global_rank if trainer is not None else 0,
-                world_size=trainer.world_size if trainer is not None else 1,
+                world_size=world_size,
             )
         dataset = TorchvisionCifar(images, labels, torchvision_transform(self.normalizer, augment))
         return dataloader(dataset, batch_size, train, self.num_workers, self.seed)
@@ -124,11 +145,22 @@ class CifarDataModule(pl.LightningDataModule):
 def split(
     arrays: CifarArrays, val_size: int, split_seed: int, train_size: int | None = None, test_size: int | None = None
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """A fixed-seed train/val split of the training set.
+    """The train, val and test splits as (images, labels), by `split_indices`."""
+    idx = split_indices(len(arrays.train_labels), len(arrays.test_labels), val_size, split_seed, train_size, test_size)
+    return {
+        "train": (arrays.train_images[idx["train"]], arrays.train_labels[idx["train"]]),
+        "val": (arrays.train_images[idx["val"]], arrays.train_labels[idx["val"]]),
+        "test": (arrays.test_images[idx["test"]], arrays.test_labels[idx["test"]]),
+    }
+
+
+def split_indices(
+    n: int, n_test: int, val_size: int, split_seed: int, train_size: int | None = None, test_size: int | None = None
+) -> dict[str, torch.Tensor]:
+    """A fixed-seed train/val split of the `n` training images, and the test images used.
 
     `train_size` keeps a subset of the rest and `test_size` a fixed random subset of the test set (quick runs).
     """
-    n = len(arrays.train_labels)
     if val_size >= n:
         raise ConfigError("data.val_size", f"must be smaller than the training set ({n}), got {val_size}")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
@@ -137,18 +169,14 @@ def split(
         if not 0 < train_size <= len(train_idx):
             raise ConfigError("data.train_size", f"must be in 1..{len(train_idx)} or null, got {train_size}")
         train_idx = train_idx[:train_size]
-    test_idx = torch.arange(len(arrays.test_labels))
+    test_idx = torch.arange(n_test)
     if test_size is not None:
         if not 0 < test_size <= len(test_idx):
             raise ConfigError("data.test_size", f"must be in 1..{len(test_idx)} or null, got {test_size}")
         # a fixed random subset, sorted: folder layouts list the test set class by class
         test_idx = torch.randperm(len(test_idx), generator=torch.Generator().manual_seed(split_seed))[:test_size]
         test_idx = test_idx.sort().values
-    return {
-        "train": (arrays.train_images[train_idx], arrays.train_labels[train_idx]),
-        "val": (arrays.train_images[val_idx], arrays.train_labels[val_idx]),
-        "test": (arrays.test_images[test_idx], arrays.test_labels[test_idx]),
-    }
+    return {"train": train_idx, "val": val_idx, "test": test_idx}
 
 
 class TorchvisionCifar(Dataset):

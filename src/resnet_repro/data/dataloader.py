@@ -14,6 +14,17 @@ def check_batch_sizes(batch_size: int, eval_batch_size: int) -> None:
             raise ConfigError(f"data.{key}", f"must be an integer >= 1, got {value!r}")
 
 
+def per_device_batch(batch_size: int, world_size: int) -> int:
+    """Each process's share of the global batch (the paper's 128 on CIFAR, 256 on ImageNet) under DDP."""
+    if batch_size % world_size:
+        raise ConfigError(
+            "data.batch_size",
+            f"the global batch of {batch_size} does not split evenly over {world_size} processes (devices x nodes); "
+            f"choose a batch size divisible by {world_size}",
+        )
+    return batch_size // world_size
+
+
 def dataloader(dataset: Dataset, batch_size: int, train: bool, num_workers: int, seed: int) -> DataLoader:
     """A seeded DataLoader; training shuffles and drops the last partial batch (every step has the full batch)."""
     return DataLoader(

@@ -7,6 +7,8 @@ shorter-side-256 image (`val/`), and the paper's 10-crop testing (`test/` metric
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -15,7 +17,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 from torchvision.transforms import v2
 
-from resnet_repro.data.dataloader import check_batch_sizes, dataloader
+from resnet_repro.data.dataloader import check_batch_sizes, dataloader, per_device_batch
 from resnet_repro.errors import ConfigError, DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # per channel, [0, 1] scale; stands for the (nearly flat) per-pixel mean
@@ -85,7 +87,8 @@ class ImageNetDataModule(pl.LightningDataModule):
     def __init__(
         self,
         root: str | Path = "data/imagenet",
-        batch_size: int = 256,  # Sec. 3.4
+        name: str = "imagenet",
+        batch_size: int = 256,  # Sec. 3.4; the global batch, split evenly over DDP processes
         eval_batch_size: int = 100,
         num_workers: int = 8,
         normalize: str = "pixel_mean",
@@ -96,11 +99,37 @@ class ImageNetDataModule(pl.LightningDataModule):
         super().__init__()
         check_batch_sizes(batch_size, eval_batch_size)
         normalization(normalize)
+        self.name = name
         self.root, self.batch_size, self.eval_batch_size = Path(root).expanduser(), batch_size, eval_batch_size
         self.num_workers, self.normalize, self.lighting_std = num_workers, normalize, lighting_std
         self.num_classes, self.seed = num_classes, seed
+        self.folders: dict[str, datasets.ImageFolder] = {}
+        self.provenance: dict[str, object] = {}  # what the data was, filled by prepare_data
 
-    def _folder(self, split: str, transform: v2.Compose) -> datasets.ImageFolder:
+    def prepare_data(self) -> None:
+        """List the train and val folders once; record what they hold (a fingerprint of the file list)."""
+        if self.folders:
+            return
+        self.folders = {split: self._folder(split) for split in ("train", "val")}
+        h = hashlib.sha256()
+        for split, folder in self.folders.items():
+            for path, label in folder.samples:
+                h.update(f"{split}/{Path(path).relative_to(folder.root)}|{label}\n".encode())
+        self.provenance = {
+            "source": "image-folder",
+            "fingerprint": h.hexdigest()[:16],
+            "kind": "image-folder",
+            "path": str(self.root),
+            "train_images": len(self.folders["train"]),
+            "val_images": len(self.folders["val"]),
+            "test_images": len(self.folders["val"]),  # 10-crop testing of the val images (Sec. 3.4)
+        }
+
+    def identity(self) -> dict[str, object]:
+        """What enters the run's recipe: the data's source kind and fingerprint (after prepare_data)."""
+        return {key: self.provenance[key] for key in ("source", "fingerprint")}
+
+    def _folder(self, split: str) -> datasets.ImageFolder:
         path = self.root / split
         if not path.is_dir():
             raise DataError(
@@ -108,7 +137,7 @@ class ImageNetDataModule(pl.LightningDataModule):
                 f"image folders (the ILSVRC-2012 images, val sorted into class folders)"
             )
         try:
-            folder = datasets.ImageFolder(str(path), transform)
+            folder = datasets.ImageFolder(str(path))
         except (FileNotFoundError, RuntimeError) as err:
             raise DataError(f"{path}: {err}") from err
         if len(folder.classes) != self.num_classes:
@@ -119,15 +148,17 @@ class ImageNetDataModule(pl.LightningDataModule):
         return folder
 
     def setup(self, stage: str | None = None) -> None:
-        self.train_set = self._folder("train", train_transform(self.normalize, self.lighting_std))
-        self.val_set = self._folder("val", eval_transform(self.normalize, ten_crop=False))
-        self.test_set = self._folder("val", eval_transform(self.normalize, ten_crop=True))
+        self.prepare_data()
+        self.train_set = with_transform(self.folders["train"], train_transform(self.normalize, self.lighting_std))
+        self.val_set = with_transform(self.folders["val"], eval_transform(self.normalize, ten_crop=False))
+        self.test_set = with_transform(self.folders["val"], eval_transform(self.normalize, ten_crop=True))
 
     def _loader(self, dataset: datasets.ImageFolder, batch_size: int, train: bool) -> DataLoader:
         return dataloader(dataset, batch_size, train, self.num_workers, self.seed)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, train=True)
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        return self._loader(self.train_set, per_device_batch(self.batch_size, world_size), train=True)
 
     def val_dataloader(self) -> list[DataLoader]:
         return [self._loader(self.val_set, self.eval_batch_size, train=False)]
@@ -137,3 +168,10 @@ class ImageNetDataModule(pl.LightningDataModule):
 
     def eval_names(self) -> list[str]:
         return ["val"]
+
+
+def with_transform(folder: datasets.ImageFolder, transform: v2.Compose) -> datasets.ImageFolder:
+    """The same listed images with another transform (no second scan of the folder)."""
+    view = copy.copy(folder)
+    view.transform = transform
+    return view

@@ -7,11 +7,13 @@ Module names follow torchvision (conv1, bn1, ..., downsample) so that state_dict
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint_sequential
+from torch.utils.checkpoint import checkpoint
 
 from resnet_repro.models.shortcuts import make_shortcut
 
@@ -144,10 +146,39 @@ def run_stage(stage: nn.Sequential, x: torch.Tensor, checkpointed: bool) -> torc
     """Run one stage; with `checkpointed`, keep only the inputs of about sqrt(blocks) segments of it and recompute
     each segment's activations in backward (Chen et al. 2016, arXiv 1604.06174).
 
-    This trades about one extra forward pass for memory, so very deep nets (ResNet-1202) fit. BN layers see the
-    batch twice while training, so their running statistics take two momentum steps per iteration.
+    This trades about one extra forward pass for memory, so very deep nets (ResNet-1202) fit. The recomputation
+    runs BN on the batch a second time; its running statistics are restored after it, so they take one momentum
+    step per iteration, exactly as without checkpointing.
     """
-    if checkpointed and stage.training and torch.is_grad_enabled():
-        segments = max(1, round(math.sqrt(len(stage))))
-        return checkpoint_sequential(stage, segments, x, use_reentrant=False)
-    return stage(x)
+    if not (checkpointed and stage.training and torch.is_grad_enabled()):
+        return stage(x)
+    blocks = list(stage)
+    segments = max(1, round(math.sqrt(len(blocks))))
+    size = len(blocks) // segments
+    starts = range(0, size * (segments - 1), size)  # the last segment runs as usual: backward needs it at once
+    for start in starts:
+        segment = nn.Sequential(*blocks[start : start + size])
+        x = checkpoint(
+            segment,
+            x,
+            use_reentrant=False,
+            context_fn=lambda segment=segment: (contextlib.nullcontext(), kept_bn_statistics(segment)),
+        )
+    rest = blocks[starts[-1] + size :] if starts else blocks
+    for block in rest:
+        x = block(x)
+    return x
+
+
+@contextlib.contextmanager
+def kept_bn_statistics(module: nn.Module) -> Iterator[None]:
+    """Restores the running statistics (mean, variance, batch count) of every BN in `module` on exit."""
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [[buffer.clone() for buffer in (m.running_mean, m.running_var, m.num_batches_tracked)] for m in bns]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, values in zip(bns, saved, strict=True):
+                for buffer, value in zip((m.running_mean, m.running_var, m.num_batches_tracked), values, strict=True):
+                    buffer.copy_(value)

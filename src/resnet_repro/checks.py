@@ -1,0 +1,44 @@
+"""Checks of a composed config before anything is built or written; each message names the key to change."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from resnet_repro.errors import ConfigError
+
+# network family -> (its model class, the datamodule class of its images); `_target_` names end with these
+FAMILIES = {"cifar": ("CifarResNet", "CifarDataModule"), "imagenet": ("ImageNetResNet", "ImageNetDataModule")}
+TITLES = {"cifar": "32x32 CIFAR", "imagenet": "224x224 ImageNet"}
+
+
+def family(target: str, index: int) -> str | None:
+    return next((name for name, classes in FAMILIES.items() if target.endswith(f".{classes[index]}")), None)
+
+
+def validate(cfg: DictConfig, explicit_model: bool = False) -> None:
+    """Refuse settings that make no sense. `explicit_model`: the user chose `model=` on the command line."""
+    max_steps = cfg.trainer.max_steps
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise ConfigError("trainer.max_steps", f"must be a positive number of iterations, got {max_steps!r}")
+    milestones = list(cfg.optim.milestones)
+    if milestones and max(milestones) > max_steps:
+        raise ConfigError("optim.milestones", f"{milestones} go beyond trainer.max_steps={max_steps}")
+    interval = cfg.trainer.val_check_interval
+    if not isinstance(interval, int) or interval < 1:
+        raise ConfigError("trainer.val_check_interval", f"must be a positive number of iterations, got {interval!r}")
+    if max_steps % interval:
+        raise ConfigError(
+            "trainer.val_check_interval",
+            f"{interval} must divide trainer.max_steps={max_steps}, so that the final weights are validated",
+        )
+    if not isinstance(cfg.log_every, int) or cfg.log_every < 1:
+        raise ConfigError("log_every", f"must be a positive number of iterations, got {cfg.log_every!r}")
+    net, images = family(cfg.model._target_, 0), family(cfg.data._target_, 1)
+    if net and images and net != images and not explicit_model:
+        raise ConfigError(
+            "model",
+            f"{cfg.model._target_.rsplit('.', 1)[-1]}-{cfg.model.depth} is a network for {TITLES[net]} images but "
+            f"data={cfg.data.name} holds {TITLES[images]} images, which is no recipe of the paper. Choose the "
+            f"matching data (for ImageNet nets: data=imagenet optim=sgd_imagenet, or experiment=imagenet_table3) or "
+            f"a net of the data's family, or name model= on the command line to train this pairing anyway",
+        )

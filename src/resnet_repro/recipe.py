@@ -1,0 +1,134 @@
+"""A run's identity: its recipe (everything that changes what is trained) and a short fingerprint of it.
+
+The recipe is the resolved config, flattened to dotted keys, without the keys in NOT_RECIPE (paths, device count,
+launcher, workers, logging and display, evaluation cadence, memory and speed options that leave the numbers as
+they are), plus what the data actually was (its source kind and a fingerprint of the decoded arrays). The seed is
+the only thing that varies inside a group of runs of one recipe. A run directory records its recipe in
+recipe.json before training starts; a later command that would put another recipe (or seed) there is refused
+with the keys that differ, and nothing in the directory is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from resnet_repro.errors import UserError
+from resnet_repro.files import read_json, write_json
+
+RECIPE = "recipe.json"
+NOT_RECIPE = (  # dotted keys (and everything under them) that do not change what is trained
+    "seed",  # varies inside a group; recorded beside the recipe
+    "name",
+    "output_root",
+    "ckpt_path",
+    "log_every",
+    "progress_bar",
+    "top5",  # an extra metric
+    "compile",  # the same computation, compiled
+    "channels_last",  # a memory layout
+    "callbacks",
+    "logger",
+    "data.root",  # where the data is; what it is enters as data.source and data.fingerprint
+    "data.download",
+    "data.cache_dir",
+    "data.num_workers",
+    "data.loader",  # fast or torchvision: the same sampling and augmentation, from other random streams
+    "data.eval_batch_size",
+    "data.seed",  # = seed
+    "data.channels_last",
+    "model.checkpoint_stages",  # recomputes activations; gradients and BN statistics are the same
+    "trainer.accelerator",
+    "trainer.devices",  # data.batch_size is the global batch, split over the devices
+    "trainer.num_nodes",
+    "trainer.strategy",
+    "trainer.val_check_interval",  # how often errors are measured, not what is trained
+    "trainer.check_val_every_n_epoch",
+    "trainer.num_sanity_val_steps",
+    "trainer.log_every_n_steps",
+    "trainer.enable_model_summary",
+    "trainer.deterministic",
+    "trainer.benchmark",
+    "trainer.max_epochs",  # -1: the length is trainer.max_steps
+)
+
+
+class RecipeMismatchError(UserError):
+    """A run directory that holds another recipe (or seed) than the one asked for."""
+
+
+def is_recipe_key(key: str) -> bool:
+    return not any(key == skip or key.startswith(f"{skip}.") for skip in NOT_RECIPE)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def make_recipe(cfg: DictConfig, data_identity: dict[str, Any]) -> dict[str, Any]:
+    """The run's recipe: flat, sorted, JSON values; `data_identity` adds what the data was (data.source, ...)."""
+    flat = flatten(OmegaConf.to_container(cfg, resolve=True))
+    flat.update({f"data.{key}": value for key, value in data_identity.items()})
+    recipe = {key: flat[key] for key in sorted(flat) if is_recipe_key(key)}
+    return json.loads(json.dumps(recipe))  # tuples -> lists, as read back from recipe.json
+
+
+def fingerprint(recipe: dict[str, Any]) -> str:
+    """12 hex digits that change whenever any recipe value does."""
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def differences(recorded: dict[str, Any], asked: dict[str, Any]) -> list[str]:
+    """'key (recorded X, asked Y)' for every key whose value differs or that only one side has."""
+    missing = "(not set)"
+    return [
+        f"{key} (recorded {recorded.get(key, missing)!r}, asked {asked.get(key, missing)!r})"
+        for key in sorted(recorded.keys() | asked.keys())
+        if recorded.get(key, missing) != asked.get(key, missing)
+    ]
+
+
+def recorded_identity(run_dir: Path) -> dict[str, Any] | None:
+    """The recipe and seed recorded in `run_dir`, None for a new directory.
+
+    A directory with results or checkpoints but no recorded recipe (written by an older version) is refused.
+    """
+    for source in (run_dir / RECIPE, run_dir / "results.json"):
+        record = read_json(source)
+        if record and "recipe" in record:
+            return {**record["recipe"], "seed": record.get("seed")}
+    if (run_dir / "results.json").exists() or (run_dir / "checkpoints").is_dir():
+        raise RecipeMismatchError(
+            f"{run_dir} holds a run without a recorded recipe (made by an older resnet-repro), so it cannot be "
+            f"resumed or skipped safely; move it away or choose another output_root"
+        )
+    return None
+
+
+def claim_run_dir(run_dir: Path, recipe: dict[str, Any], seed: int, record: dict[str, Any], write: bool) -> None:
+    """Check that `run_dir` is new or holds this recipe and seed; record it in recipe.json when new (and `write`).
+
+    Raises RecipeMismatchError naming the keys that differ; nothing is written then.
+    """
+    recorded = recorded_identity(run_dir)
+    asked = {**recipe, "seed": seed}
+    if recorded is not None:
+        diff = differences(recorded, asked)
+        if diff:
+            raise RecipeMismatchError(
+                f"{run_dir} holds a run of another recipe; differing keys: {'; '.join(diff)}. Nothing was changed "
+                f"there: choose another output_root or name, or move that run away"
+            )
+    elif write:
+        write_json(run_dir / RECIPE, {"recipe_id": fingerprint(recipe), "seed": seed, "recipe": recipe, **record})

@@ -1,0 +1,226 @@
+"""Faithful defaults and run identity: the paper's protocol by default, one recipe per run directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import hydra
+import pytest
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+
+from resnet_repro.data import CifarDataModule
+from resnet_repro.errors import ConfigError
+from resnet_repro.recipe import NOT_RECIPE, is_recipe_key
+from resnet_repro.train import CONFIG_DIR
+from tests.helpers import TINY, compose_config, run_cli
+
+CONF = Path(CONFIG_DIR)
+NETS = sorted(p.stem for p in (CONF / "net").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+PAPER_CIFAR_EXPERIMENTS = ["fig6", "fig7", "table6", "resnet1202", "shortcuts_cifar"]
+TINY_FULL_TRAIN = [o for o in TINY if not o.startswith("data.val_size")]  # the default protocol: no val split
+
+
+def snapshot(run_dir: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under `run_dir` with its bytes and modification time."""
+    return {str(p): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def sweep_params(name: str) -> dict[str, list[str]]:
+    cfg = compose_config([f"experiment={name}"], return_hydra=True)
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+    return {key: str(values).split(",") for key, values in params.items()}
+
+
+@pytest.mark.parametrize("net", NETS)
+def test_every_named_net_builds_its_own_family(net: str) -> None:
+    cfg = compose_config([f"net={net}"])
+    model = hydra.utils.instantiate(cfg.model)
+    family = "ImageNetResNet" if net.startswith(("resnet34", "resnet50", "resnet101", "resnet152")) else "CifarResNet"
+    assert type(model).__name__ == family
+    assert model.depth == int(net.removeprefix("plain").removeprefix("resnet").split("_")[0])
+    assert model.residual == net.startswith("resnet")
+    if net.startswith("resnet34_"):
+        assert model.shortcut == net[-1].upper()
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes_and_builds_each_of_its_runs(
+    name: str, tiny_cifar: Path, tiny_imagenet: Path
+) -> None:
+    """Each run of each experiment: its model is of the data's family, and its datamodule loads (faked) data."""
+    params = sweep_params(name)
+    runs = [[]]
+    for key, values in params.items():
+        runs = [[*run, f"{key}={value}"] for run in runs for value in values]
+    for overrides in runs:
+        cfg = compose_config([f"experiment={name}", *overrides])
+        model = hydra.utils.instantiate(cfg.model)
+        imagenet = cfg.data._target_.endswith("ImageNetDataModule")
+        assert type(model).__name__ == ("ImageNetResNet" if imagenet else "CifarResNet"), overrides
+        fake = {"data.root": str(tiny_imagenet), "data.num_classes": 3} if imagenet else {"data.root": str(tiny_cifar)}
+        data_cfg = OmegaConf.merge(cfg.data, {k.removeprefix("data."): v for k, v in fake.items()})
+        if not imagenet and data_cfg.get("test_size"):
+            data_cfg.test_size = min(data_cfg.test_size, 100)  # the tiny folder has 100 test images
+        if not imagenet and data_cfg.val_size:
+            data_cfg.val_size = min(data_cfg.val_size, 50)
+        datamodule = hydra.utils.instantiate(data_cfg)
+        datamodule.prepare_data()
+        assert datamodule.provenance["train_images"] > 0
+
+
+@pytest.mark.parametrize("name", PAPER_CIFAR_EXPERIMENTS)
+def test_paper_experiments_train_on_all_50k_in_fp32(name: str) -> None:
+    cfg = compose_config([f"experiment={name}"])
+    assert cfg.data.val_size == 0 and cfg.data.train_size is None and cfg.data.test_size is None
+    assert cfg.trainer.precision == "32-true" and cfg.data.batch_size == 128
+    assert cfg.trainer.max_steps == 64_000 and list(cfg.optim.milestones) == [32_000, 48_000]
+
+
+def test_defaults_are_the_papers_protocol_and_fp32() -> None:
+    for overrides in ([], ["trainer=gpu"], ["trainer=ddp"], ["net=resnet110"]):
+        cfg = compose_config(overrides)
+        assert cfg.trainer.precision == "32-true", overrides
+        assert cfg.data.val_size == 0 and cfg.data.batch_size == 128, overrides
+
+
+def test_directory_name_exclusions_are_never_recipe_keys() -> None:
+    """A key left out of run directory names must not change the recipe, or two recipes would share a folder."""
+    cfg = compose_config([], return_hydra=True)
+    for key in cfg.hydra.job.config.override_dirname.exclude_keys:
+        if "/" in key or key in ("trainer", "experiment") or key.startswith("hydra."):
+            continue  # group choices: what they select is checked through the recipe
+        assert not is_recipe_key(key), key
+    assert not is_recipe_key("seed") and is_recipe_key("trainer.precision") and is_recipe_key("data.batch_size")
+    assert "data.root" in NOT_RECIPE and is_recipe_key("data.fingerprint") and is_recipe_key("optim.warmup_window")
+
+
+@pytest.fixture(scope="module")
+def default_run(tiny_cifar: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One completed run of the default recipe (no val split) through the command line, in <root>/single/..."""
+    root = tmp_path_factory.mktemp("runs")
+    result = run_cli([*TINY_FULL_TRAIN, f"data.root={tiny_cifar}", "model.depth=8", f"output_root={root}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = [p.parent for p in root.rglob("results.json")]
+    return run_dir
+
+
+def test_results_say_how_the_number_was_made(default_run: Path, tiny_cifar: Path) -> None:
+    results = json.loads((default_run / "results.json").read_text())
+    recipe_file = json.loads((default_run / "recipe.json").read_text())
+    assert results["status"] == "completed" and results["precision"] == "32-true"
+    assert results["data"]["kind"] == "image-folder" and results["data"]["path"] == str(tiny_cifar)
+    assert (results["data"]["train_images"], results["data"]["val_images"], results["data"]["test_images"]) == (
+        400,
+        0,
+        100,
+    )  # all training images, no val split, the whole test set
+    assert len(results["data"]["fingerprint"]) == 16
+    assert results["batch"] == {"global": 16, "per_device": 16, "processes": 1}
+    assert results["warmup_end_step"] is None  # ResNet-8 has no warm-up
+    assert "val_err" not in results["metrics"] and "test_err" in results["metrics"]
+    assert recipe_file["recipe_id"] == results["recipe_id"] and len(results["recipe_id"]) == 12
+    assert recipe_file["recipe"] == results["recipe"] and results["seed"] == recipe_file["seed"] == 0
+    assert results["recipe"]["data.source"] == "image-folder"
+    assert results["recipe"]["data.fingerprint"] == results["data"]["fingerprint"]
+    assert not any(key.startswith(("data.root", "trainer.devices", "seed")) for key in results["recipe"])
+    checkpoint = torch.load(default_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert checkpoint["run_identity"]["recipe_id"] == results["recipe_id"]
+    assert checkpoint["run_identity"]["recipe"] == results["recipe"]
+
+
+def test_another_precision_is_another_run(default_run: Path, tiny_cifar: Path) -> None:
+    """trainer.precision=bf16-mixed neither skips nor resumes the fp32 run: it trains in a directory of its own."""
+    root = default_run.parents[1]
+    before = snapshot(default_run)
+    args = [*TINY_FULL_TRAIN, f"data.root={tiny_cifar}", "model.depth=8", f"output_root={root.parent}"]
+    result = run_cli([*args, "trainer.precision=bf16-mixed"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert "skipping" not in log and "resuming" not in log
+    runs = {p.parent for p in root.rglob("results.json")}
+    assert len(runs) == 2 and default_run in runs
+    (other,) = runs - {default_run}
+    assert other.parent != default_run.parent  # a folder of its own (its override, shortened with a hash here)
+    other_results = json.loads((other / "results.json").read_text())
+    fp32_results = json.loads((default_run / "results.json").read_text())
+    assert other_results["precision"] == "bf16-mixed" and other_results["recipe_id"] != fp32_results["recipe_id"]
+    assert snapshot(default_run) == before
+
+
+def test_a_directory_of_another_recipe_is_refused_untouched(default_run: Path, tiny_cifar: Path) -> None:
+    before = snapshot(default_run)
+    result = run_cli(
+        [
+            *TINY_FULL_TRAIN,
+            f"data.root={tiny_cifar}",
+            "model.depth=8",
+            f"hydra.run.dir='{default_run}'",  # quoted: the folder name holds = , [ ]
+            "optim.lr=0.05",
+            "data.val_size=50",
+            "trainer.val_check_interval=24",  # not part of the recipe: not named
+        ]
+    )
+    assert result.returncode == 2
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "Traceback" not in result.stderr
+    assert "optim.lr (recorded 0.1, asked 0.05)" in error[0] and "data.val_size (recorded 0, asked 50)" in error[0]
+    assert "val_check_interval" not in error[0]
+    assert snapshot(default_run) == before  # nothing overwritten, nothing added
+
+
+def test_a_run_without_a_recorded_recipe_is_refused(tiny_cifar: Path, tmp_path: Path) -> None:
+    (tmp_path / "results.json").write_text(json.dumps({"status": "completed", "config": {"seed": 0}}))
+    result = run_cli([*TINY, f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 2 and "without a recorded recipe" in result.stderr
+    assert json.loads((tmp_path / "results.json").read_text())["status"] == "completed"
+
+
+def test_net_family_mismatch_is_refused_unless_the_model_is_explicit(tiny_cifar: Path, tmp_path: Path) -> None:
+    base = [*TINY, f"data.root={tiny_cifar}", f"hydra.run.dir={tmp_path}"]
+    refused = run_cli([*base, "net=resnet50"])
+    assert refused.returncode == 2 and "ImageNetResNet-50 is a network for 224x224 ImageNet images" in refused.stderr
+    assert not tmp_path.joinpath("recipe.json").exists()
+    explicit = compose_config([*base, "model=imagenet_resnet", "net=resnet50"])
+    assert explicit.model._target_.endswith("ImageNetResNet")  # accepted by validate() when named explicitly
+    from resnet_repro.checks import validate
+
+    validate(explicit, explicit_model=True)
+    with pytest.raises(ConfigError, match="model"):
+        validate(compose_config(["data=imagenet"]))  # a CIFAR net on ImageNet
+
+
+def test_global_batch_is_split_over_processes(tiny_cifar: Path) -> None:
+    """A DDP Trainer of 2 CPU processes (built, not launched): each process draws 64 of the global 128."""
+    dm = CifarDataModule(root=tiny_cifar, batch_size=128)
+    dm.trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False)
+    assert dm.trainer.world_size == 2
+    dm.prepare_data()
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    assert len(x) == len(y) == 64
+    dm.batch_size = 100
+    dm.trainer = pl.Trainer(accelerator="cpu", devices=3, strategy="ddp", logger=False)
+    with pytest.raises(ConfigError, match="global batch of 100 does not split evenly over 3 processes"):
+        dm.train_dataloader()
+
+
+@pytest.mark.slow
+def test_non_dividing_batch_is_refused_before_anything_is_written(tiny_cifar: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        [
+            *TINY,
+            f"data.root={tiny_cifar}",
+            "model.depth=8",
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=3",
+            f"hydra.run.dir={tmp_path}",
+        ]
+    )
+    assert result.returncode == 2
+    assert "data.batch_size: the global batch of 16 does not split evenly over 3 processes" in result.stderr
+    assert not (tmp_path / "recipe.json").exists() and not (tmp_path / "checkpoints").exists()
