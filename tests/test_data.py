@@ -39,6 +39,9 @@ def test_folder_source_loads_and_caches(tiny_cifar: Path) -> None:
     assert len(cache_files) == 1
     second = load_cifar("cifar10", tiny_cifar)
     assert torch.equal(first.train_images, second.train_images)
+    assert first.kind == second.kind == "image-folder"  # recorded in results.json and the recipe
+    assert len(first.fingerprint) == 16 and second.fingerprint == first.fingerprint  # cached with the arrays
+    assert first.identity() == {"source": "image-folder", "fingerprint": first.fingerprint}
 
 
 def test_cache_is_rebuilt_when_the_source_changes(tmp_path: Path) -> None:
@@ -53,6 +56,7 @@ def test_cache_is_rebuilt_when_the_source_changes(tmp_path: Path) -> None:
     index = CLASSES.index("bird") * 3
     assert not torch.equal(before.train_images[index], after.train_images[index])
     assert torch.all(after.train_images[index] == 7)
+    assert after.fingerprint != before.fingerprint  # other pixels: another recipe
     assert len(list((root / ".resnet_repro_cache").glob("*.pt"))) == 2
 
 

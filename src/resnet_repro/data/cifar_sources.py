@@ -89,14 +89,14 @@ def load_cifar(name: str, root: str | Path, download: bool = False, cache_dir: s
         raise DataError(_missing_message(name, root, official))
 
     cache = Path(cache_dir).expanduser() if cache_dir else root / ".resnet_repro_cache"
-    cache_file = cache / f"{name}-{kind.split('-')[0]}-{_fingerprint(files)}.pt"
+    layout = "official" if kind.startswith("official") else "folder"
+    cache_file = cache / f"{name}-{layout}-{_fingerprint(files)}.pt"
     if cache_file.is_file():
         try:
             return CifarArrays(**{**torch.load(cache_file, weights_only=True), "kind": kind})
         except Exception as err:  # a damaged cache is rebuilt, never trusted
             log.warning("ignoring unreadable cache %s (%s); decoding again", cache_file, err)
-    official_kind = kind.startswith("official")
-    arrays = _read_official(official, batches) if official_kind else _read_folder(root, NUM_CLASSES[name])
+    arrays = _read_official(official, batches) if layout == "official" else _read_folder(root, NUM_CLASSES[name])
     arrays.kind = kind
     arrays.fingerprint = array_fingerprint(
         arrays.train_images, arrays.train_labels, arrays.test_images, arrays.test_labels
