@@ -32,23 +32,25 @@ format: install
 	$(PY) -m ruff check --fix src tests benchmarks
 	$(PY) -m ruff format src tests benchmarks
 
+# A sweep, then its report: bad input stops the sweep with exit 2 (no report); a sweep in which a run failed or
+# diverged still gets its report, and make then exits with the sweep's non-zero code.
+define sweep_then_report
+	status=0; $(PY) -m resnet_repro.train -m $(1) seed=$(SEEDS) data.root=$(DATA) data.download=true \
+		output_root=$(OUT) $(SWEEP_ARGS) || status=$$?; \
+	if [ $$status -ne 2 ]; then $(PY) -m resnet_repro.report $(OUT)/$(2) || exit $$?; fi; exit $$status
+endef
+
 # Fig. 6, Table 6 and Fig. 7 of the paper: 9 networks x SEEDS, 64k iterations each, then the report.
 # Resumable: run it again after an interruption. DATA: a CIFAR-10 folder (downloaded there when missing).
 reproduce-cifar: install
-	$(PY) -m resnet_repro.train -m experiment=fig6 seed=$(SEEDS) data.root=$(DATA) data.download=true \
-		output_root=$(OUT) $(SWEEP_ARGS)
-	$(PY) -m resnet_repro.report $(OUT)/cifar10
+	$(call sweep_then_report,experiment=fig6,cifar10)
 
-# The same pipeline and report at a 2-core-CPU budget (about 20 minutes).
+# The same pipeline and report at a 2-core-CPU budget (about 20 minutes per seed).
 reproduce-cifar-quick: install
-	$(PY) -m resnet_repro.train -m experiment=quick seed=$(SEEDS) data.root=$(DATA) data.download=true \
-		output_root=$(OUT) progress_bar=false $(SWEEP_ARGS)
-	$(PY) -m resnet_repro.report $(OUT)/cifar10-quick
+	$(call sweep_then_report,experiment=quick progress_bar=false,cifar10-quick)
 
 reproduce-resnet1202: install
-	$(PY) -m resnet_repro.train -m experiment=resnet1202 seed=$(SEEDS) data.root=$(DATA) data.download=true \
-		output_root=$(OUT) $(SWEEP_ARGS)
-	$(PY) -m resnet_repro.report $(OUT)/cifar10
+	$(call sweep_then_report,experiment=resnet1202,cifar10)
 
 report: install
 	$(PY) -m resnet_repro.report $(OUT)/cifar10

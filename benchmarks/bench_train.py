@@ -108,9 +108,8 @@ def worker_fast_loop(data: str, depth: int, steps: int, window: int) -> float:
 
 
 def worker_ours(data: str, depth: int, steps: int, window: int) -> float:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     from resnet_repro import train
+    from resnet_repro.tb_events import read_scalars
 
     with tempfile.TemporaryDirectory() as out:
         sys.argv = [
@@ -129,13 +128,8 @@ def worker_ours(data: str, depth: int, steps: int, window: int) -> float:
             "trainer.enable_model_summary=false",
         ]
         train.main()
-        rates = []
-        for events in Path(out, "tb").glob("events.out.tfevents.*"):
-            acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-            acc.Reload()
-            if "train/images_per_s" in acc.Tags()["scalars"]:
-                rates += [(e.step, e.value) for e in acc.Scalars("train/images_per_s")]
-        return statistics.median(v for _, v in sorted(rates)[1:])
+        rates = read_scalars(Path(out), ["train/images_per_s"])["train/images_per_s"]
+        return statistics.median(v for _, v in rates[1:])
 
 
 def bench_precision() -> str:

@@ -50,7 +50,12 @@ def test_multirun_report_and_skip_completed(tiny_cifar: Path, tmp_path: Path) ->
         "optim.lr=0.1,1e30",
     ]
     first = run_cli(args)
-    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.returncode == 1, first.stderr[-3000:]  # every run recorded, then a non-zero exit
+    assert (
+        first.stderr.strip().splitlines()[-1]
+        == f"error: 2 completed, 2 diverged: see {tmp_path}/sweep/report/report.md"
+    )
+    assert "run 4 of 4 finished" in first.stdout + first.stderr
     sweep = tmp_path / "sweep"
     assert statuses(sweep, "model.residual", "optim.lr") == {
         (True, 0.1): "completed",
@@ -62,12 +67,26 @@ def test_multirun_report_and_skip_completed(tiny_cifar: Path, tmp_path: Path) ->
     text = report.read_text()
     assert "| ResNet-8 |" in text and "| plain-8 |" in text
     assert text.count("diverged") >= 2 and "Runs not completed" in text
-    assert (tmp_path / "report" / "fig6.png").stat().st_size > 10_000
-    assert (tmp_path / "report" / "fig7.png").stat().st_size > 10_000
+    assert (tmp_path / "report" / "fig6-cifar10.png").stat().st_size > 10_000
+    assert (tmp_path / "report" / "fig7-cifar10.png").stat().st_size > 10_000
+    assert (tmp_path / "report" / "scorecard.json").is_file()
 
-    again = run_cli(args)  # nothing completed is trained again
-    assert again.returncode == 0
+    again = run_cli(args)  # nothing completed is trained again; the diverged runs are tried again
+    assert again.returncode == 1
     assert (again.stdout + again.stderr).count("is completed; skipping it") == 2
+
+
+def test_bad_input_stops_a_sweep_at_its_first_job(tmp_path: Path) -> None:
+    """Missing data would fail every job: one message, exit 2, no job after the first started."""
+    (tmp_path / "empty").mkdir()
+    args = ["-m", *SWEEP, f"data.root={tmp_path / 'empty'}", f"output_root={tmp_path}", "name=sweep", "seed=0,1,2"]
+    result = run_cli(args)
+    assert result.returncode == 2
+    assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
+    assert "cifar10 not found in" in result.stderr and "Traceback" not in result.stderr
+    assert "run 1 of 3 started" in result.stdout + result.stderr and "run 2 of 3" not in result.stdout + result.stderr
+    assert not list(tmp_path.rglob("results.json")) and not list(tmp_path.rglob("recipe.json"))
+    assert not list(tmp_path.rglob(".sweeps"))  # the sweep's ledger is cleaned up
 
 
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
@@ -112,4 +131,4 @@ def test_killed_multirun_resumes_without_retraining(tiny_cifar: Path, tmp_path: 
     assert statuses(tmp_path / "sweep", "seed") == {(0,): "completed", (1,): "completed", (2,): "completed"}
     text = write_report([tmp_path / "sweep"], tmp_path / "report").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| ResNet-8 |"))
-    assert row.split("|")[3].strip() == "3"  # every run counted exactly once
+    assert row.split("|")[4].strip() == "3"  # every run counted exactly once

@@ -10,21 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from resnet_repro.errors import ConfigError
+from resnet_repro.tb_events import read_scalars
 from resnet_repro.train import train
 from tests.helpers import REPO, TINY, compose_config, run_cli
-
-
-def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    out: dict[str, dict[int, float]] = {}
-    for events in sorted((run_dir / "tb").glob("events.out.tfevents.*")):
-        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        acc.Reload()
-        for tag in acc.Tags()["scalars"]:
-            out.setdefault(tag, {}).update({e.step: e.value for e in acc.Scalars(tag)})
-    return {tag: sorted(points.items()) for tag, points in out.items()}
 
 
 def test_cifar_run_records_everything(tiny_cifar: Path, tmp_path: Path) -> None:
@@ -53,7 +43,7 @@ def test_cifar_run_records_everything(tiny_cifar: Path, tmp_path: Path) -> None:
     responses = json.loads((tmp_path / "layer_responses.json").read_text())
     assert list(responses)[:2] == ["bn1", "layer1.0.bn1"] and len(responses) == 7
     assert all(v > 0 for v in responses.values())
-    logged = scalars(tmp_path)
+    logged = read_scalars(tmp_path)
     for tag in ("train/err", "train/loss", "lr", "val/err", "test/err", "train/images_per_s", "layer_responses/std"):
         assert tag in logged, tag
     assert [s for s, _ in logged["train/err"]] == [4, 8, 12, 16, 20, 24]  # against the iteration number
@@ -89,7 +79,7 @@ def test_imagenet_family_trains(tiny_imagenet: Path, tmp_path: Path) -> None:
 
 
 def lr_points(run_dir: Path) -> dict[int, float]:
-    return dict(scalars(run_dir)["lr"])
+    return dict(read_scalars(run_dir)["lr"])
 
 
 def test_warmup_returns_to_base_lr_then_follows_milestones(tiny_cifar: Path, tmp_path: Path) -> None:
@@ -116,8 +106,8 @@ def test_warmup_returns_to_base_lr_then_follows_milestones(tiny_cifar: Path, tmp
     back = len(warm) + 1
     # checked every 10 iterations once a whole window of 20 iterations exists; ended when its mean fell below 80%
     assert back % 10 == 0 and 20 <= back < 40
-    assert results["warmup_end_step"] == back and dict(scalars(tmp_path)["warmup/end_step"]) == {back: back}
-    assert scalars(tmp_path)["warmup/window_err"][0][1] < 80
+    assert results["warmup_end_step"] == back and dict(read_scalars(tmp_path)["warmup/end_step"]) == {back: back}
+    assert read_scalars(tmp_path)["warmup/window_err"][0][1] < 80
     assert all(lr[s] == pytest.approx(0.1) for s in range(back, 40))  # the base lr really returns
     assert all(lr[s] == pytest.approx(0.01) for s in range(40, 50))
     assert all(lr[s] == pytest.approx(0.001) for s in range(50, 61))
@@ -183,7 +173,9 @@ def test_resume_after_kill_gives_the_same_metrics(tiny_cifar: Path, tmp_path: Pa
     for key in ("test_err", "test_loss", "val_err", "val_loss", "train_err", "train_loss"):
         assert b["metrics"][key] == pytest.approx(a["metrics"][key], abs=1e-6), key
     # the resumed run continues the same TensorBoard run: one point per logged iteration
-    assert [s for s, _ in scalars(run_dir)["train/err"]] == [s for s, _ in scalars(tmp_path / "through")["train/err"]]
+    assert [s for s, _ in read_scalars(run_dir)["train/err"]] == [
+        s for s, _ in read_scalars(tmp_path / "through")["train/err"]
+    ]
 
     again = run_cli([*args, f"hydra.run.dir={run_dir}"])  # a completed run is not trained again
     assert again.returncode == 0 and "is completed; skipping it" in again.stdout + again.stderr

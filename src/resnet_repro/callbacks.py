@@ -1,7 +1,9 @@
-"""Lightning callbacks and plugins of a run: its summary (speed, best val error) and atomic checkpoints."""
+"""Lightning callbacks and plugins of a run: its summary (speed, best val error), a progress log line for runs
+without a progress bar, and atomic checkpoints."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -10,6 +12,8 @@ import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from resnet_repro.files import atomic_write
+
+log = logging.getLogger(__name__)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -92,3 +96,37 @@ class RunSummary(pl.Callback):
         self.earlier_wall_time_s = state_dict["wall_time_s"]
         for key in self.STATE:
             setattr(self, key, state_dict[key])
+
+
+class ProgressLog(pl.Callback):
+    """With the progress bar off (logs, CI, clusters): one line per log interval with the run, the step of the
+    total, the training error, images/s and the time left at the speed of this process so far."""
+
+    def __init__(self, run_name: str, log_every: int) -> None:
+        self.run_name, self.log_every = run_name, log_every
+        self.started, self.first_step = 0.0, 0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.started, self.first_step = time.perf_counter(), trainer.global_step
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, idx: int) -> None:
+        if trainer.global_step % self.log_every == 0 and trainer.global_step > self.first_step:
+            self.report(trainer)  # the batch-end hooks of the previous step have logged its window
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.report(trainer)
+
+    def report(self, trainer: pl.Trainer) -> None:
+        step, total = trainer.global_step, trainer.max_steps
+        metrics = trainer.progress_bar_metrics
+        elapsed = time.perf_counter() - self.started
+        left = (total - step) * elapsed / max(1, step - self.first_step)
+        log.info(
+            "%s: step %d of %d, train err %.1f%%, %.0f images/s, %s left",
+            self.run_name,
+            step,
+            total,
+            float(metrics.get("err", float("nan"))),
+            float(metrics.get("img/s", float("nan"))),
+            time.strftime("%H:%M:%S", time.gmtime(left)),
+        )

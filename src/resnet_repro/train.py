@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from resnet_repro.analysis import record_responses
-from resnet_repro.callbacks import AtomicCheckpointIO, RunSummary
+from resnet_repro.callbacks import AtomicCheckpointIO, ProgressLog, RunSummary
 from resnet_repro.checks import validate
 from resnet_repro.data.dataloader import per_device_batch
 from resnet_repro.errors import ConfigError, UserError
@@ -39,6 +39,7 @@ from resnet_repro.files import read_json, write_json
 from resnet_repro.module import DivergedError, ResNetModule
 from resnet_repro.provenance import git_commit, machine
 from resnet_repro.recipe import claim_run_dir, fingerprint, make_recipe
+from resnet_repro.sweep import StopSweep, SweepFailed, announce, close_ledger
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,8 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     callbacks = [summary, checkpoints]
     if cfg.progress_bar:
         callbacks.append(hydra.utils.instantiate(cfg.callbacks.progress_bar))
+    else:
+        callbacks.append(ProgressLog(str(Path(*out_dir.parts[-2:])), cfg.log_every))
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer,
         logger=logger,
@@ -143,7 +146,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     previous = read_json(out_dir / RESULTS)
     if previous and previous.get("status") == "completed":
         log.info("%s is completed; skipping it (delete its results.json to train it again)", out_dir)
-        return previous
+        return {**previous, "skipped": True}
     module.run_identity = identity  # saved in every checkpoint (ResNetModule.on_save_checkpoint)
     ckpt_path = cfg.ckpt_path
     if ckpt_path in (None, "last"):
@@ -211,18 +214,22 @@ def record(trainer: pl.Trainer, out_dir: Path, results: dict[str, Any]) -> dict[
 def run(cfg: DictConfig) -> float | None:
     """Run one job. Returns the final val error (for sweepers).
 
-    Bad input (a UserError: a config value, missing data, a directory of another recipe) stops a sweep at once
-    with one message, since every job would hit it; any other failure of one job of a sweep is recorded in its
-    results.json and the sweep goes on.
+    Bad input (a UserError: a config value, missing data, a directory of another recipe) stops a sweep at the
+    first job with one message, since every job would hit it; any other failure of one job of a sweep is recorded
+    in its results.json and the sweep goes on, to end with a non-zero exit (sweep.py).
     """
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     if multirun and torch.cuda.device_count() > 1 and cfg.trainer.devices == 1:
         # parallel local sweeps (hydra/launcher=local_gpus): job i trains on GPU i mod the GPU count
         cfg.trainer.devices = [HydraConfig.get().job.num % torch.cuda.device_count()]
+    job = HydraConfig.get().job.num if multirun else 0
+    announce(job, "started", out_dir)
     try:
         results = train(cfg, out_dir)
-    except UserError:
+    except UserError as err:
+        if multirun:
+            raise StopSweep(err) from err  # past Hydra's launcher, which would go on with the next job
         raise  # main() reports it
     except Exception as err:
         if not multirun:
@@ -232,6 +239,7 @@ def run(cfg: DictConfig) -> float | None:
         previous = read_json(out_dir / RESULTS) or {}
         if previous.get("status") != "completed":  # never replace a finished run's record
             write_json(out_dir / RESULTS, {**results, "config": OmegaConf.to_container(cfg, resolve=True)})
+    announce(job, "skipped" if results.get("skipped") else "finished", out_dir, results["status"])
     if results["status"] == "diverged":
         print(f"error: {results['error']}; recorded in {out_dir / RESULTS}", file=sys.stderr)
         if not multirun:
@@ -249,9 +257,12 @@ def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors; they are reported once, here
     try:
         hydra_main()
-    except (UserError, HydraException, OmegaConfBaseException) as err:
+    except (UserError, HydraException, OmegaConfBaseException, StopSweep) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except SweepFailed as failed:  # every run was recorded; some failed or diverged
+        print(f"error: {failed}", file=sys.stderr)
+        sys.exit(1)
     except OSError as err:
         if err.filename is None:
             raise
@@ -260,6 +271,8 @@ def main() -> None:
             file=sys.stderr,
         )
         sys.exit(2)
+    finally:
+        close_ledger()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,130 @@
+"""Collection: run directories -> runs (what each recorded) -> groups of one recipe (seeds of one experiment)."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from resnet_repro.files import read_json
+from resnet_repro.recipe import RECIPE, fingerprint, flatten, is_recipe_key
+
+# recipe keys that name the network; the rest of a recipe is its setting (data, schedule, precision, ...)
+NET_KEYS = ("model._target_", "model.depth", "model.residual", "model.shortcut", "optim.warmup_lr")
+DATASET_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet": "ImageNet"}
+
+
+@dataclass
+class Run:
+    """One run directory and what it recorded."""
+
+    path: Path
+    status: str
+    seed: int | None
+    recipe: dict[str, Any]
+    results: dict[str, Any]
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.results.get("metrics") or {}
+
+    @property
+    def error(self) -> str | None:
+        return self.results.get("error")
+
+    def mean_response(self) -> float | None:
+        """Fig. 7: the mean over layers of the response std, from layer_responses.json."""
+        responses = read_json(self.path / "layer_responses.json")
+        return statistics.mean(responses.values()) if responses else None
+
+
+@dataclass
+class Group:
+    """The completed runs of one recipe: one row of a table, n = its number of seeds."""
+
+    recipe_id: str
+    recipe: dict[str, Any]
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def dataset(self) -> str:
+        return str(self.recipe.get("data.name", "imagenet" if self.family == "imagenet" else "cifar10"))
+
+    @property
+    def family(self) -> str:
+        return "imagenet" if str(self.recipe.get("model._target_", "")).endswith("ImageNetResNet") else "cifar"
+
+    @property
+    def depth(self) -> int:
+        return int(self.recipe.get("model.depth", 0))
+
+    @property
+    def residual(self) -> bool:
+        return bool(self.recipe.get("model.residual", True))
+
+    @property
+    def shortcut(self) -> str:
+        return str(self.recipe.get("model.shortcut", "A")).upper()
+
+    @property
+    def label(self) -> str:
+        """plain-56, ResNet-56, ResNet-56-B (CIFAR's default is A), ResNet-34-A (ImageNet names every option)."""
+        if not self.residual:
+            return f"plain-{self.depth}"
+        default = "A" if self.family == "cifar" else "B"
+        named = self.shortcut != default or (self.family == "imagenet" and self.depth == 34)
+        return f"ResNet-{self.depth}-{self.shortcut}" if named else f"ResNet-{self.depth}"
+
+    @property
+    def setting(self) -> dict[str, Any]:
+        """The recipe without the keys that name the network: groups that share it differ only in the net."""
+        return {k: v for k, v in self.recipe.items() if k not in NET_KEYS}
+
+    def values(self, metric: str) -> list[float]:
+        return [run.metrics[metric] for run in self.runs if run.metrics.get(metric) is not None]
+
+    def responses(self) -> list[float]:
+        return [r for r in (run.mean_response() for run in self.runs) if r is not None]
+
+
+def find_runs(sweeps: list[Path]) -> list[Run]:
+    """Every run directory (one with recipe.json or results.json) under the sweeps, with what it recorded."""
+    runs = []
+    for sweep in sweeps:
+        run_dirs = {p.parent for name in (RECIPE, "results.json") for p in sweep.rglob(name)}
+        for run_dir in sorted(run_dirs):
+            identity = read_json(run_dir / RECIPE) or {}
+            results = read_json(run_dir / "results.json") or {"status": "unfinished"}
+            recipe = results.get("recipe") or identity.get("recipe")
+            if recipe is None:  # recorded by a version without run identities: its config's recipe keys
+                recipe = {k: v for k, v in flatten(results.get("config") or {}).items() if is_recipe_key(k)}
+            seed = results.get("seed", identity.get("seed", (results.get("config") or {}).get("seed")))
+            runs.append(Run(run_dir, results["status"], seed, recipe, results))
+    return runs
+
+
+def group_runs(runs: list[Run]) -> list[Group]:
+    """The completed runs grouped by recipe (seed apart), ordered by dataset, setting, plain before ResNet, depth."""
+    groups: dict[str, Group] = {}
+    for run in runs:
+        if run.status == "completed":
+            recipe_id = fingerprint(run.recipe)
+            groups.setdefault(recipe_id, Group(recipe_id, run.recipe)).runs.append(run)
+    return sorted(groups.values(), key=lambda g: (g.dataset, fingerprint(g.setting), g.residual, g.shortcut, g.depth))
+
+
+def by_dataset(groups: list[Group]) -> dict[str, list[Group]]:
+    out: dict[str, list[Group]] = defaultdict(list)
+    for group in groups:
+        out[group.dataset].append(group)
+    return dict(out)
+
+
+def by_setting(groups: list[Group]) -> list[list[Group]]:
+    """Groups that share everything but the network, together (the runs a claim may compare)."""
+    out: dict[str, list[Group]] = defaultdict(list)
+    for group in groups:
+        out[fingerprint(group.setting)].append(group)
+    return list(out.values())

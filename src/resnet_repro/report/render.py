@@ -1,0 +1,294 @@
+"""Rendering: report.md (the scorecard first, then one table per dataset), scorecard.json, Fig. 6 and Fig. 7."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from scipy import stats as scipy_stats  # noqa: E402
+
+from resnet_repro.errors import UserError  # noqa: E402
+from resnet_repro.files import read_json  # noqa: E402
+from resnet_repro.recipe import fingerprint  # noqa: E402
+from resnet_repro.report import claims, stats  # noqa: E402
+from resnet_repro.report.collect import DATASET_TITLES, Group, Run, by_dataset, by_setting, find_runs, group_runs  # noqa: E402
+from resnet_repro.report.paper import departures, paper_numbers, paper_result  # noqa: E402
+from resnet_repro.tb_events import read_scalars  # noqa: E402
+
+METRICS = ("train_err", "test_err")
+
+
+def write_report(sweeps: list[Path], out: Path) -> Path:
+    """Write report.md, scorecard.json and the figures into `out`; return the report's path.
+
+    Raises UserError when the sweeps hold no runs (nothing is written then).
+    """
+    runs = find_runs(sweeps)
+    if not runs:
+        raise UserError(f"no runs (folders with recipe.json or results.json) under {', '.join(map(str, sweeps))}")
+    out.mkdir(parents=True, exist_ok=True)
+    groups = group_runs(runs)
+    datasets = by_dataset(groups)
+    settings = {name: by_setting(gs) for name, gs in datasets.items()}
+    floors, floor_lines = noise_floors(datasets)
+    results = claims.evaluate(settings, floors, describe_setting)
+    write_scorecard(out / "scorecard.json", sweeps, results, floors)
+
+    lines = [f"# Reproduction report: {', '.join(str(s) for s in sweeps)}", ""]
+    done = sum(r.status == "completed" for r in runs)
+    lines += [f"{done} of {len(runs)} runs completed, in {len(groups)} recipes. Errors are percent.", ""]
+    lines += scorecard_table(results, floor_lines)
+    for name, dataset_groups in datasets.items():
+        lines += dataset_section(name, dataset_groups, settings[name], out)
+    lines += ["## Provenance", "", *provenance(runs), ""]
+    problems = [r for r in runs if r.status != "completed"]
+    lines += ["## Runs not completed", ""]
+    lines += [f"- `{r.path}`: {r.status}" + (f" ({r.error})" if r.error else "") for r in problems] or ["none"]
+    report = out / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def noise_floors(datasets: dict[str, list[Group]]) -> tuple[dict[str, dict[str, float | None]], list[str]]:
+    """Per dataset and metric: the floor beyond which one run per side may count, and how it was found."""
+    floors: dict[str, dict[str, float | None]] = {}
+    lines = []
+    sigma = paper_numbers()["cifar10"]["resnet110_mean_std"][1]
+    for name, groups in datasets.items():
+        floors[name] = {}
+        for metric in METRICS:
+            found = stats.noise_floor([g.values(metric) for g in groups])
+            if found is not None:
+                floor, pooled, dof = found
+                lines.append(
+                    f"{DATASET_TITLES.get(name, name)} {metric}: ±{floor:.2f} pp = t(0.975, {dof}) × √2 × {pooled:.2f} "
+                    f"pp, the seed std pooled over this report's groups with ≥ 2 seeds ({dof} degrees of freedom)"
+                )
+            elif name == "cifar10" and metric == "test_err" and all(not departures(g) for g in groups):
+                floor = scipy_stats.t.ppf(0.975, 4) * math.sqrt(2) * sigma
+                lines.append(
+                    f"CIFAR-10 test_err: ±{floor:.2f} pp = t(0.975, 4) × √2 × {sigma} pp, the seed std of ResNet-110 "
+                    f"over 5 runs in Table 6 (every run here has the paper's recipe)"
+                )
+            else:
+                floor = None
+                lines.append(
+                    f"{DATASET_TITLES.get(name, name)} {metric}: none (no group has 2 seeds, and the seed noise of "
+                    f"this recipe is unknown), so a comparison of one run per side is inconclusive"
+                )
+            floors[name][metric] = floor
+    return floors, lines
+
+
+def describe_setting(groups: list[Group]) -> str:
+    """A setting (groups that differ only in the net) as its departures from the paper's recipe, in words."""
+    for group in groups:
+        words = departures(group)
+        if words != ["the paper has no number for this network and dataset"]:
+            return "; ".join(w for w in words if "warmup" not in w) or "the paper's recipe"
+    return f"recipe setting {fingerprint(groups[0].setting)[:8]} (the paper has no number to compare)"
+
+
+def scorecard_table(results: list[claims.ClaimResult], floor_lines: list[str]) -> list[str]:
+    lines = [
+        "## Scorecard: the paper's claims",
+        "",
+        "Each claim is tested within one setting (runs whose recipes differ only in the network). A verdict needs "
+        "the whole 95% interval on one side (stats.py: Welch's t over seeds; Student's t when one side has one "
+        "run; a trend test over depth); otherwise it is inconclusive. Noise floors for one run per side:",
+        "",
+        *[f"- {line}" for line in floor_lines],
+        "",
+        "| # | claim | source | verdict | setting | statistics |",
+        "|---:|---|---|---|---|---|",
+    ]
+    for r in results:
+        detail = "<br>".join(r.evidence) if r.evidence else f"run it: `{r.command}`"
+        lines.append(f"| {r.id} | {r.claim} | {r.source} | **{r.verdict}** | {r.setting or '–'} | {detail} |")
+    return [*lines, ""]
+
+
+def write_scorecard(path: Path, sweeps: list[Path], results: list[claims.ClaimResult], floors: dict) -> None:
+    data = {"sweeps": [str(s) for s in sweeps], "noise_floors_pp": floors, "claims": [asdict(r) for r in results]}
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def dataset_section(name: str, groups: list[Group], settings: list[list[Group]], out: Path) -> list[str]:
+    title = DATASET_TITLES.get(name, name)
+    imagenet = name == "imagenet"
+    lines = [f"## {title}: error by network", ""]
+    if imagenet:
+        lines += [
+            "| net | recipe | n | top-1 (10-crop) | top-5 (10-crop) | top-1 (center crop) | paper top-1 / top-5 "
+            "| ours − paper |",
+            "|---|---|---:|---:|---:|---:|---|---|",
+        ]
+    else:
+        lines += [
+            "| net | recipe | params | n | test err | best of n | train err | paper | ours − paper |",
+            "|---|---|---:|---:|---:|---:|---:|---|---|",
+        ]
+    for group in groups:
+        test = group.values("test_err")
+        paper, diff = paper_cells(group, test, imagenet)
+        if imagenet:
+            errors = [mean_std(group.values(m)) for m in ("test_err", "test_err5", "val_err")]
+            cells = [str(len(group.runs)), *errors, paper, diff]
+        else:
+            params = group.runs[0].results.get("params")
+            cells = [
+                f"{params:,}" if params else "–",
+                str(len(group.runs)),
+                mean_std(test),
+                f"{min(test):.2f}" if test else "–",
+                mean_std(group.values("train_err")),
+                paper,
+                diff,
+            ]
+        lines.append(f"| {group.label} | `{group.recipe_id[:8]}` | " + " | ".join(cells) + " |")
+    lines.append("")
+    if not imagenet:
+        for i, setting in enumerate(settings):
+            suffix = "" if len(settings) == 1 else f"-{i + 1}"
+            fig6, fig7 = out / f"fig6-{name}{suffix}.png", out / f"fig7-{name}{suffix}.png"
+            caption = describe_setting(setting)
+            if plot_fig6(setting, fig6):
+                lines += [
+                    f"### Fig. 6 ({caption}): training curves, dashed train, bold test",
+                    "",
+                    f"![Fig. 6]({fig6.name})",
+                    "",
+                ]
+            if plot_fig7(setting, fig7):
+                lines += [
+                    f"### Fig. 7 ({caption}): layer responses",
+                    "",
+                    "Std of each 3x3 layer's output after BN, before ReLU/addition, on the test set in eval mode "
+                    "(std over all elements; the stem conv is layer 1), mean over seeds.",
+                    "",
+                    f"![Fig. 7]({fig7.name})",
+                    "",
+                ]
+    return lines
+
+
+def paper_cells(group: Group, test: list[float], imagenet: bool) -> tuple[str, str]:
+    """The paper column (a number, or in words why the row is not comparable) and ours − paper."""
+    paper = paper_result(group)
+    if paper is None:
+        return "– (the paper has no number for this network)", "–"
+    why_not = departures(group)
+    if why_not:
+        return "not comparable: " + "; ".join(why_not), "–"
+    if imagenet:
+        top5 = f" / {paper['test_err5']:.2f}" if "test_err5" in paper else ""
+        return f"{paper['test_err']:.2f}{top5}", f"{statistics.mean(test) - paper['test_err']:+.2f} (top-1)"
+    if "test_err_mean" in paper:  # ResNet-110: Table 6 gives the best of 5 runs and their mean +- std
+        text = (
+            f"{paper['test_err_mean']:.2f} ± {paper['test_err_std']:.2f} (mean of 5); best of 5 {paper['test_err']:.2f}"
+        )
+        diff = f"mean {statistics.mean(test) - paper['test_err_mean']:+.2f}; best {min(test) - paper['test_err']:+.2f}"
+        return text, diff
+    return f"{paper['test_err']:.2f}", f"{statistics.mean(test) - paper['test_err']:+.2f}"
+
+
+def mean_curve(series: list[list[tuple[int, float]]]) -> tuple[list[int], list[float]]:
+    """The mean over seeds at the iterations every seed logged."""
+    common = sorted(set.intersection(*(set(s for s, _ in points) for points in series))) if series else []
+    tables = [dict(points) for points in series]
+    return common, [statistics.mean(t[s] for t in tables) for s in common]
+
+
+def plot_fig6(groups: list[Group], path: Path) -> bool:
+    """Fig. 6: plain (left) and residual (right) nets of one setting; dashed = training error, bold = test error.
+
+    Returns False (and writes nothing) when no run logged a curve.
+    """
+    curves = {g.label: [read_scalars(r.path, ["train/err", "test/err"]) for r in g.runs] for g in groups}
+    if not any(c for runs in curves.values() for c in runs):
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, residual in zip(axes, (False, True), strict=True):
+        for group in (g for g in groups if g.residual == residual):
+            color = None
+            for tag, style in (("test/err", "-"), ("train/err", "--")):
+                series = [c[tag] for c in curves[group.label] if c.get(tag)]
+                if series:
+                    steps, values = mean_curve(series)
+                    label = group.label if color is None else None
+                    (line,) = ax.plot(
+                        steps, values, style, linewidth=2 if tag == "test/err" else 1, label=label, color=color
+                    )
+                    color = line.get_color()
+        ax.set_title("residual" if residual else "plain")
+        ax.set_xlabel("iterations")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+    axes[0].set_ylabel("error (%)  — bold: test, dashed: train")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_fig7(groups: list[Group], path: Path) -> bool:
+    """Fig. 7: std of each 3x3 layer's response, in network order (top) and sorted by magnitude (bottom)."""
+    by_label: dict[str, list[list[float]]] = defaultdict(list)
+    for group in groups:
+        for run in group.runs:
+            responses = read_json(run.path / "layer_responses.json")
+            if responses:
+                by_label[group.label].append(list(responses.values()))
+    if not by_label:
+        return False
+    fig, axes = plt.subplots(2, 1, figsize=(10, 7))
+    for label, seeds in sorted(by_label.items(), key=lambda kv: (kv[0].startswith("ResNet"), len(kv[1][0]))):
+        std = [statistics.mean(values) for values in zip(*seeds, strict=True)]
+        axes[0].plot(range(1, len(std) + 1), std, label=label)
+        axes[1].plot(range(1, len(std) + 1), sorted(std, reverse=True), label=label)
+    axes[0].set_xlabel("layer index (original)")
+    axes[1].set_xlabel("layer index (sorted by magnitude)")
+    for ax in axes:
+        ax.set_ylabel("std")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def provenance(runs: list[Run]) -> list[str]:
+    """Where the numbers come from: commits, machines, precision, data, iterations and wall time of the runs."""
+    done = [r.results for r in runs if r.status == "completed"]
+
+    def values(get: Any) -> str:
+        return ", ".join(sorted({str(get(r)) for r in done})) or "–"
+
+    machines = sorted({", ".join(f"{k}: {v}" for k, v in r["machine"].items()) for r in done if r.get("machine")})
+    hours = sum(r.get("wall_time_s") or 0 for r in done) / 3600
+    return [
+        f"- commits: {values(lambda r: str(r.get('git_commit'))[:10])}",
+        f"- machines: {'; '.join(machines) or 'not recorded'}",
+        f"- precision: {values(lambda r: r.get('precision', 'not recorded'))}",
+        f"- data: {values(lambda r: (r.get('data') or {}).get('kind', 'not recorded'))}",
+        f"- iterations per run: {values(lambda r: r['step'])}; total wall time of the completed runs: {hours:.2f} h",
+    ]

@@ -1,0 +1,97 @@
+"""A sweep's progress and outcome: one line per run started, skipped or finished (k of n), one summary line at
+the end, and a non-zero exit when a run failed or diverged (after every run was recorded).
+
+`SweepProgress` is a Hydra callback (conf/train.yaml, hydra.callbacks). At the start of a multirun it opens a
+ledger folder in the sweep directory and names it in an environment variable, which the jobs inherit whatever
+the launcher (in this process, joblib workers, submitit jobs); each job writes its outcome there (`record_job`),
+and the end of the multirun reads them back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from resnet_repro.files import read_json, write_json
+
+log = logging.getLogger(__name__)
+
+LEDGER_ENV = "RESNET_REPRO_SWEEP_LEDGER"
+
+
+class SweepFailed(BaseException):  # noqa: N818 -- a BaseException: Hydra's launchers re-raise it untouched
+    """Some runs of the sweep failed or diverged; the message is the sweep's summary line."""
+
+
+class StopSweep(BaseException):  # noqa: N818
+    """Bad input that every job would hit: the sweep stops at the first job with this error's message."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def count_jobs(config: DictConfig) -> int:
+    """The number of runs of the multirun: the product of the sweep overrides' lengths (config and command line)."""
+    parser = OverridesParser.create()
+    params = config.hydra.sweeper.get("params")
+    params = OmegaConf.to_container(params) if params else {}
+    overrides = {o.key_or_group: o for o in parser.parse_overrides([f"{k}={v}" for k, v in params.items()])}
+    overrides.update({o.key_or_group: o for o in parser.parse_overrides(list(config.hydra.overrides.task))})
+    return math.prod(len(list(o.sweep_string_iterator())) for o in overrides.values() if o.is_sweep_override())
+
+
+class SweepProgress(Callback):
+    """Counts the runs of a multirun and ends it with a summary line (and SweepFailed when one failed)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        ledger = sweep_dir / ".sweeps" / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        total = count_jobs(config)
+        write_json(ledger / "sweep.json", {"total": total, "sweep_dir": str(sweep_dir)})
+        os.environ[LEDGER_ENV] = str(ledger)
+        log.info("sweep of %d runs into %s", total, sweep_dir)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        ledger = Path(os.environ[LEDGER_ENV])
+        sweep = read_json(ledger / "sweep.json")
+        outcomes = [read_json(p) or {"status": "unknown"} for p in sorted(ledger.glob("job-*.json"))]
+        close_ledger()
+        counts = Counter(o["status"] for o in outcomes)
+        counts["not run"] = sweep["total"] - len(outcomes)
+        parts = [f"{n} {status}" for status, n in counts.items() if n]
+        summary = f"{', '.join(parts)}: see {Path(sweep['sweep_dir']) / 'report' / 'report.md'}"
+        if any(status != "completed" for status, n in counts.items() if n):
+            raise SweepFailed(summary)
+        print(summary, flush=True)
+
+
+def close_ledger() -> None:
+    """Remove this process's sweep ledger (at the end of a multirun, or when it stops early)."""
+    ledger = os.environ.pop(LEDGER_ENV, None)
+    if ledger is not None:
+        shutil.rmtree(ledger, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            Path(ledger).parent.rmdir()  # .sweeps/, when no other sweep is running
+
+
+def announce(job: int, event: str, run_dir: Path, status: str | None = None) -> None:
+    """Log "run k of n <event>: <dir>" and, for "finished", record the outcome in the sweep's ledger."""
+    ledger = os.environ.get(LEDGER_ENV)
+    if ledger is None:  # a single run
+        return
+    total = (read_json(Path(ledger) / "sweep.json") or {}).get("total", "?")
+    log.info("run %d of %s %s: %s%s", job + 1, total, event, run_dir, f" ({status})" if status else "")
+    if status is not None:
+        write_json(Path(ledger) / f"job-{job:06d}.json", {"run_dir": str(run_dir), "status": status})
