@@ -289,3 +289,15 @@ def test_report_covers_the_settings_it_finds(tmp_path: Path) -> None:
     assert "1 of 2 runs completed, in 1 recipes" in report
     assert "failed (RuntimeError: boom)" in report
     assert evaluate({}, {}, describe_setting)[0].verdict == NOT_RUN
+
+
+def test_the_effect_of_one_recipe_key(tmp_path: Path) -> None:
+    for seed, (fp32, bf16) in enumerate(((30.0, 30.5), (31.0, 31.5), (32.0, 32.6))):
+        add_run(tmp_path, ["net=resnet20"], seed, fp32, data=FOLDER)
+        add_run(tmp_path, ["net=resnet20", "trainer.precision=bf16-mixed"], seed, bf16, data=FOLDER)
+    add_run(tmp_path, ["net=resnet20", "optim.lr=0.05"], 0, 40.0, data=FOLDER)  # differs elsewhere: no pair
+    report = write_report([tmp_path], tmp_path / "report", compare=("trainer.precision",)).read_text()
+    section = report.split("## Effect of `trainer.precision`")[1]
+    (cells,) = row(section, "ResNet-20")
+    assert cells[1] == "32-true → bf16-mixed" and cells[2] == "3 vs 3"
+    assert cells[3].startswith("+0.53 pp [95% CI ") and "Welch t" in cells[3]

@@ -14,12 +14,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m resnet_repro.report", description=__doc__.split("\n")[0])
     parser.add_argument("sweeps", nargs="+", type=Path, help="sweep directories (their runs hold recipe.json)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <first sweep>/report)")
+    parser.add_argument(
+        "--compare", action="append", default=[], metavar="KEY", help="a recipe key whose effect to tabulate"
+    )
     args = parser.parse_args(argv)
     missing = [s for s in args.sweeps if not s.is_dir()]
     try:
         if missing:
             raise UserError(f"not a directory: {', '.join(map(str, missing))}")
-        report = write_report(args.sweeps, args.out or args.sweeps[0] / "report")
+        report = write_report(args.sweeps, args.out or args.sweeps[0] / "report", tuple(args.compare))
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -27,8 +27,11 @@ from resnet_repro.tb_events import read_scalars  # noqa: E402
 METRICS = ("train_err", "test_err")
 
 
-def write_report(sweeps: list[Path], out: Path) -> Path:
+def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -> Path:
     """Write report.md, scorecard.json and the figures into `out`; return the report's path.
+
+    `compare`: recipe keys (trainer.precision, optim.lr, ...) whose effect gets a table of its own: every pair of
+    groups whose recipes differ in that key alone, with the difference of their errors and its 95% interval.
 
     Raises UserError when the sweeps hold no runs (nothing is written then).
     """
@@ -49,6 +52,8 @@ def write_report(sweeps: list[Path], out: Path) -> Path:
     lines += scorecard_table(results, floor_lines)
     for name, dataset_groups in datasets.items():
         lines += dataset_section(name, dataset_groups, settings[name], out)
+    for key in compare:
+        lines += key_effect(groups, key)
     lines += ["## Provenance", "", *provenance(runs), ""]
     problems = [r for r in runs if r.status != "completed"]
     lines += ["## Runs not completed", ""]
@@ -187,6 +192,31 @@ def dataset_section(name: str, groups: list[Group], settings: list[list[Group]],
                     "",
                 ]
     return lines
+
+
+def key_effect(groups: list[Group], key: str) -> list[str]:
+    """The effect of one recipe key: groups whose recipes differ only there, each against the first value."""
+    lines = [
+        f"## Effect of `{key}`",
+        "",
+        f"Pairs of groups whose recipes differ only in `{key}`: b − a with its 95% interval (stats.py).",
+        "",
+        f"| net | {key}: a → b | n | test err b − a (pp) | train err b − a (pp) |",
+        "|---|---|---:|---|---|",
+    ]
+    alike: dict[str, list[Group]] = defaultdict(list)
+    for group in groups:
+        alike[fingerprint({k: v for k, v in group.recipe.items() if k != key})].append(group)
+    for family in alike.values():
+        base, *others = sorted(family, key=lambda g: str(g.recipe.get(key)))
+        for other in others:
+            cells = [
+                stats.difference(base.values(m), other.values(m)).text() if base.values(m) and other.values(m) else "–"
+                for m in ("test_err", "train_err")
+            ]
+            pair = f"{base.recipe.get(key)} → {other.recipe.get(key)}"
+            lines.append(f"| {base.label} | {pair} | {len(base.runs)} vs {len(other.runs)} | {cells[0]} | {cells[1]} |")
+    return [*lines, ""]
 
 
 def paper_cells(group: Group, test: list[float], imagenet: bool) -> tuple[str, str]:
