@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -132,3 +133,19 @@ def test_killed_multirun_resumes_without_retraining(tiny_cifar: Path, tmp_path: 
     text = write_report([tmp_path / "sweep"], tmp_path / "report").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| ResNet-8 |"))
     assert row.split("|")[4].strip() == "3"  # every run counted exactly once
+
+
+def test_make_reproduce_cifar_without_data_stops_once_and_writes_no_report(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = subprocess.run(
+        ["make", "--no-print-directory", "reproduce-cifar", f"DATA={tmp_path / 'empty'}", f"OUT={tmp_path / 'out'}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.stderr.count("error: ") == 1 and "could not download" in result.stderr  # data.download=true
+    assert "run 2 of 9" not in result.stdout + result.stderr
+    assert not (tmp_path / "out" / "cifar10" / "report").exists()
