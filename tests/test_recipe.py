@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import hydra
@@ -224,3 +225,21 @@ def test_non_dividing_batch_is_refused_before_anything_is_written(tiny_cifar: Pa
     assert result.returncode == 2
     assert "data.batch_size: the global batch of 16 does not split evenly over 3 processes" in result.stderr
     assert not (tmp_path / "recipe.json").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_a_checkpoint_of_another_recipe_is_not_resumed(default_run: Path, tiny_cifar: Path, tmp_path: Path) -> None:
+    """recipe.json agrees but last.ckpt was written by another recipe (copied in by hand): refused, untouched."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(default_run, run_dir)
+    (run_dir / "results.json").unlink()
+    identity = json.loads((run_dir / "recipe.json").read_text())
+    identity["recipe"]["optim.lr"] = 0.05
+    (run_dir / "recipe.json").write_text(json.dumps(identity))
+    before = snapshot(run_dir)
+    args = [*TINY_FULL_TRAIN, f"data.root={tiny_cifar}", "model.depth=8", "optim.lr=0.05", f"hydra.run.dir={run_dir}"]
+    result = run_cli(args)
+    assert result.returncode == 2
+    assert (
+        "last.ckpt holds a run of another recipe; differing keys: optim.lr (recorded 0.1, asked 0.05)" in result.stderr
+    )
+    assert snapshot(run_dir) == before

@@ -100,14 +100,14 @@ def differences(recorded: dict[str, Any], asked: dict[str, Any]) -> list[str]:
 
 
 def recorded_identity(run_dir: Path) -> dict[str, Any] | None:
-    """The recipe and seed recorded in `run_dir`, None for a new directory.
+    """The identity ({recipe, seed}) recorded in `run_dir`, None for a new directory.
 
     A directory with results or checkpoints but no recorded recipe (written by an older version) is refused.
     """
     for source in (run_dir / RECIPE, run_dir / "results.json"):
         record = read_json(source)
         if record and "recipe" in record:
-            return {**record["recipe"], "seed": record.get("seed")}
+            return record
     if (run_dir / "results.json").exists() or (run_dir / "checkpoints").is_dir():
         raise RecipeMismatchError(
             f"{run_dir} holds a run without a recorded recipe (made by an older resnet-repro), so it cannot be "
@@ -116,19 +116,26 @@ def recorded_identity(run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-def claim_run_dir(run_dir: Path, recipe: dict[str, Any], seed: int, record: dict[str, Any], write: bool) -> None:
-    """Check that `run_dir` is new or holds this recipe and seed; record it in recipe.json when new (and `write`).
+def check_identity(where: Path, recorded: dict[str, Any] | None, identity: dict[str, Any]) -> None:
+    """Refuse a directory or checkpoint whose recorded recipe and seed are not `identity`'s, naming the keys."""
+    if recorded is None:
+        raise RecipeMismatchError(f"{where} records no recipe (made by an older resnet-repro); it cannot be resumed")
+    diff = differences(
+        {**recorded["recipe"], "seed": recorded.get("seed")}, {**identity["recipe"], "seed": identity["seed"]}
+    )
+    if diff:
+        raise RecipeMismatchError(
+            f"{where} holds a run of another recipe; differing keys: {'; '.join(diff)}. Nothing was changed there: "
+            f"choose another output_root or name, or move that run away"
+        )
 
-    Raises RecipeMismatchError naming the keys that differ; nothing is written then.
+
+def claim_run_dir(run_dir: Path, identity: dict[str, Any], record: dict[str, Any], write: bool) -> None:
+    """Check that `run_dir` is new or holds `identity` ({recipe_id, seed, recipe}); record it in recipe.json (with
+    `record`) when new and `write`. Raises RecipeMismatchError naming the keys that differ; nothing is written then.
     """
     recorded = recorded_identity(run_dir)
-    asked = {**recipe, "seed": seed}
     if recorded is not None:
-        diff = differences(recorded, asked)
-        if diff:
-            raise RecipeMismatchError(
-                f"{run_dir} holds a run of another recipe; differing keys: {'; '.join(diff)}. Nothing was changed "
-                f"there: choose another output_root or name, or move that run away"
-            )
+        check_identity(run_dir, recorded, identity)
     elif write:
-        write_json(run_dir / RECIPE, {"recipe_id": fingerprint(recipe), "seed": seed, "recipe": recipe, **record})
+        write_json(run_dir / RECIPE, {**identity, **record})

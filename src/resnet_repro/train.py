@@ -38,7 +38,7 @@ from resnet_repro.errors import ConfigError, UserError
 from resnet_repro.files import read_json, write_json
 from resnet_repro.module import DivergedError, ResNetModule
 from resnet_repro.provenance import git_commit, machine
-from resnet_repro.recipe import claim_run_dir, fingerprint, make_recipe
+from resnet_repro.recipe import check_identity, claim_run_dir, fingerprint, make_recipe
 from resnet_repro.sweep import StopSweep, SweepFailed, announce, close_ledger
 
 log = logging.getLogger(__name__)
@@ -67,18 +67,20 @@ def command_overrides() -> list[str]:
         return []
 
 
-def usable_checkpoint(path: Path) -> Path | None:
-    """`path` if it loads; a truncated or corrupt leftover is renamed aside (never deleted) and not trusted."""
+def usable_checkpoint(path: Path, identity: dict[str, Any]) -> Path | None:
+    """`path` if it loads and holds this run's recipe and seed; a truncated or corrupt leftover is renamed aside
+    (never deleted) and not trusted; a checkpoint of another recipe is refused (RecipeMismatchError)."""
     if not path.is_file():
         return None
     try:
-        torch.load(path, map_location="cpu", weights_only=False)
-        return path
+        recorded = torch.load(path, map_location="cpu", weights_only=False).get("run_identity")
     except Exception as err:
         aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
         path.rename(aside)
         log.warning("checkpoint %s is unreadable (%s); moved to %s, training this run from the start", path, err, aside)
         return None
+    check_identity(path, recorded, identity)
+    return path
 
 
 def instantiate(node: DictConfig, key: str) -> Any:
@@ -142,7 +144,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     }
     recipe = make_recipe(cfg, datamodule.identity())
     identity = {"recipe_id": fingerprint(recipe), "seed": cfg.seed, "recipe": recipe}
-    claim_run_dir(out_dir, recipe, cfg.seed, {"overrides": overrides}, write=trainer.is_global_zero)
+    claim_run_dir(out_dir, identity, {"overrides": overrides}, write=trainer.is_global_zero)
     previous = read_json(out_dir / RESULTS)
     if previous and previous.get("status") == "completed":
         log.info("%s is completed; skipping it (delete its results.json to train it again)", out_dir)
@@ -150,7 +152,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     module.run_identity = identity  # saved in every checkpoint (ResNetModule.on_save_checkpoint)
     ckpt_path = cfg.ckpt_path
     if ckpt_path in (None, "last"):
-        ckpt_path = usable_checkpoint(out_dir / "checkpoints" / "last.ckpt")
+        ckpt_path = usable_checkpoint(out_dir / "checkpoints" / "last.ckpt", identity)
         if ckpt_path is not None:
             log.info("resuming from %s", ckpt_path)
 
