@@ -99,7 +99,7 @@ def describe_setting(groups: list[Group]) -> str:
     for group in groups:
         words = departures(group)
         if words != ["the paper has no number for this network and dataset"]:
-            return "; ".join(w for w in words if "warmup" not in w) or "the paper's recipe"
+            return "; ".join(words) or "the paper's recipe"
     return f"recipe setting {fingerprint(groups[0].setting)[:8]} (the paper has no number to compare)"
 
 
