@@ -14,7 +14,7 @@ from resnet_repro.report import write_report
 from resnet_repro.report.claims import CLAIMS, evaluate
 from resnet_repro.report.collect import by_dataset, by_setting, find_runs, group_runs
 from resnet_repro.report.render import describe_setting, noise_floors
-from resnet_repro.report.stats import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, difference, trend
+from resnet_repro.report.stats import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, difference, paired_difference, trend
 from tests.helpers import REPO, compose_config
 
 OFFICIAL = {"source": "official", "fingerprint": "0123456789abcdef"}
@@ -265,6 +265,8 @@ def test_statistics() -> None:
     welch = difference([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])
     assert welch.estimate == 3 and welch.low == pytest.approx(3 - 2.776 * (2 / 3) ** 0.5, rel=1e-3)
     assert difference([1.0], [2.0]).low is None and difference([1.0], [2.0], floor=0.5).low == 0.5
+    paired = paired_difference({0: 1.0, 1: 2.0}, {0: 1.5, 1: 2.5})
+    assert paired.estimate == 0.5 and paired.low == paired.high == 0.5
     slope = trend([20, 20, 56, 56, 110, 110], [8.7, 8.8, 7.0, 6.9, 6.5, 6.6])
     assert slope is not None and slope.high < 0
     assert trend([20, 56], [8.7, 7.0]) is None
@@ -300,4 +302,5 @@ def test_the_effect_of_one_recipe_key(tmp_path: Path) -> None:
     section = report.split("## Effect of `trainer.precision`")[1]
     (cells,) = row(section, "ResNet-20")
     assert cells[1] == "32-true → bf16-mixed" and cells[2] == "3 vs 3"
-    assert cells[3].startswith("+0.53 pp [95% CI ") and "Welch t" in cells[3]
+    # the same seeds: paired differences 0.5, 0.5, 0.6 -> mean 0.533, t(0.975, 2) * 0.0577 / sqrt(3) = 0.143
+    assert cells[3] == "+0.53 pp [95% CI +0.39, +0.68], n = 3 vs 3 (paired t over seeds)"

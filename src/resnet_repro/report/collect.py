@@ -85,6 +85,9 @@ class Group:
     def values(self, metric: str) -> list[float]:
         return [run.metrics[metric] for run in self.runs if run.metrics.get(metric) is not None]
 
+    def by_seed(self, metric: str) -> dict[int, float]:
+        return {run.seed: run.metrics[metric] for run in self.runs if run.metrics.get(metric) is not None}
+
     def responses(self) -> list[float]:
         return [r for r in (run.mean_response() for run in self.runs) if r is not None]
 

@@ -199,7 +199,8 @@ def key_effect(groups: list[Group], key: str) -> list[str]:
     lines = [
         f"## Effect of `{key}`",
         "",
-        f"Pairs of groups whose recipes differ only in `{key}`: b − a with its 95% interval (stats.py).",
+        f"Pairs of groups whose recipes differ only in `{key}`: b − a with its 95% interval (stats.py; paired over "
+        "seeds when both groups ran the same seeds).",
         "",
         f"| net | {key}: a → b | n | test err b − a (pp) | train err b − a (pp) |",
         "|---|---|---:|---|---|",
@@ -210,13 +211,18 @@ def key_effect(groups: list[Group], key: str) -> list[str]:
     for family in alike.values():
         base, *others = sorted(family, key=lambda g: str(g.recipe.get(key)))
         for other in others:
-            cells = [
-                stats.difference(base.values(m), other.values(m)).text() if base.values(m) and other.values(m) else "–"
-                for m in ("test_err", "train_err")
-            ]
+            cells = [effect(base, other, m) for m in ("test_err", "train_err")]
             pair = f"{base.recipe.get(key)} → {other.recipe.get(key)}"
             lines.append(f"| {base.label} | {pair} | {len(base.runs)} vs {len(other.runs)} | {cells[0]} | {cells[1]} |")
     return [*lines, ""]
+
+
+def effect(a: Group, b: Group, metric: str) -> str:
+    """b − a of `metric`: paired over seeds when both ran the same ones (and at least 2), else Welch."""
+    x, y = a.by_seed(metric), b.by_seed(metric)
+    if len(x) >= 2 and x.keys() == y.keys():
+        return stats.paired_difference(x, y).text()
+    return stats.difference(list(x.values()), list(y.values())).text() if x and y else "–"
 
 
 def paper_cells(group: Group, test: list[float], imagenet: bool) -> tuple[str, str]:

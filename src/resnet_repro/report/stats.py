@@ -4,7 +4,9 @@ Stated tests:
 - two groups with >= 2 seeds each: Welch's t interval for the difference of means (unequal variances);
 - one group with 1 seed, the other with >= 2: Student's t interval with the variance of the larger group;
 - 1 seed per side: no interval from the data; the difference counts only beyond a noise floor (`noise_floor`);
-- a trend over depth: least squares of error on log2(depth) over every run, t interval for the slope.
+- a trend over depth: least squares of error on log2(depth) over every run, t interval for the slope;
+- two groups run with the same seeds that differ in one recipe key (report --compare): a paired t interval on the
+  per-seed differences (the seed fixes the initialization and the data order, so pairs share that noise).
 A verdict needs the whole 95% interval on one side of zero; otherwise it is inconclusive.
 """
 
@@ -60,6 +62,17 @@ def difference(a: list[float], b: list[float], floor: float | None = None) -> In
     if floor is None:
         return Interval(diff, None, None, n, "one run per side, no noise floor known")
     return Interval(diff, diff - floor, diff + floor, n, f"one run per side, noise floor ±{floor:.2f}")
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float]) -> Interval:
+    """mean over the seeds both have of b[seed] - a[seed], with a paired t interval (>= 2 common seeds)."""
+    seeds = sorted(a.keys() & b.keys())
+    if len(seeds) < 2:
+        raise ValueError("a paired interval needs at least 2 common seeds")
+    diffs = [b[s] - a[s] for s in seeds]
+    mean = statistics.mean(diffs)
+    half = scipy_stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    return Interval(mean, mean - half, mean + half, (len(diffs), len(diffs)), "paired t over seeds")
 
 
 def trend(depths: list[int], values: list[float]) -> Interval | None:
