@@ -50,10 +50,6 @@ class Claim:
     check: Callable[[ClaimResult, dict[str, Group], dict[str, float | None]], list[str] | None]
 
 
-def find(groups: dict[str, Group], label: str) -> Group | None:
-    return groups.get(label)
-
-
 def compare(
     result: ClaimResult, a: Group, b: Group, metric: str, floors: dict[str, float | None], verdict_of: Callable
 ) -> str:
@@ -88,7 +84,7 @@ def depth_trend(groups: list[Group], metric: str) -> Interval | None:
 def residual_fixes_it(result: ClaimResult, g: dict[str, Group], floors: dict) -> list[str] | None:
     verdicts = []
     for plain in (x for x in g.values() if not x.residual and x.family == "cifar"):
-        resnet = find(g, f"ResNet-{plain.depth}")
+        resnet = g.get(f"ResNet-{plain.depth}")
         if resnet is not None:
             verdicts += [compare(result, plain, resnet, m, floors, stats.below) for m in ("train_err", "test_err")]
     return verdicts or None
@@ -109,7 +105,7 @@ def depth_helps(result: ClaimResult, g: dict[str, Group], floors: dict) -> list[
 
 
 def overfits(result: ClaimResult, g: dict[str, Group], floors: dict) -> list[str] | None:
-    r110, r1202 = find(g, "ResNet-110"), find(g, "ResNet-1202")
+    r110, r1202 = g.get("ResNet-110"), g.get("ResNet-1202")
     if r110 is None or r1202 is None:
         return None
     test = compare(result, r110, r1202, "test_err", floors, stats.above)
@@ -120,7 +116,7 @@ def overfits(result: ClaimResult, g: dict[str, Group], floors: dict) -> list[str
 def responses(result: ClaimResult, g: dict[str, Group], floors: dict) -> list[str] | None:
     verdicts = []
     for plain in (x for x in g.values() if not x.residual and x.family == "cifar"):
-        resnet = find(g, f"ResNet-{plain.depth}")
+        resnet = g.get(f"ResNet-{plain.depth}")
         if resnet is not None and plain.responses() and resnet.responses():
             verdicts.append(compare(result, plain, resnet, "response", {}, stats.below))
     resnets = sorted(
@@ -142,7 +138,7 @@ def shortcuts(result: ClaimResult, g: dict[str, Group], floors: dict) -> list[st
 
 
 def imagenet_depth(result: ClaimResult, g: dict[str, Group], floors: dict) -> list[str] | None:
-    p18, p34, r18, r34 = (find(g, name) for name in ("plain-18", "plain-34", "ResNet-18-A", "ResNet-34-A"))
+    p18, p34, r18, r34 = (g.get(name) for name in ("plain-18", "plain-34", "ResNet-18-A", "ResNet-34-A"))
     verdicts = []
     if p18 and p34:
         verdicts.append(compare(result, p18, p34, "test_err", floors, stats.above))
