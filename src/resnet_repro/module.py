@@ -38,7 +38,7 @@ class ResNetModule(pl.LightningModule):
         gamma: float = 0.1,
         warmup_lr: float | None = None,
         warmup_until_err: float = 80.0,
-        warmup_window: int = 100,
+        warmup_window: int = 391,
         eval_names: tuple[str, ...] = ("val", "test"),
         top5: bool = False,
         log_every: int = 50,

@@ -4,10 +4,12 @@ The base lr is divided by 10 at each milestone. An optional warm-up holds a smal
 falls below a threshold, then returns to the base lr (Sec. 4.2, ResNet-110: 0.01 "until the training error is
 below 80% (about 400 iterations), and then go back to 0.1"). The common PyTorch reference never restores it.
 
-The training error that ends the warm-up is the mean over the last `warmup_window` iterations (100 by default:
-12,800 images, whose binomial noise at 80% error is +-0.35 pp), checked every WARMUP_CHECK_EVERY iterations. A
-10-iteration window (1,280 images, +-1.1 pp) let one lucky window end ResNet-110's warm-up at iteration 40, after
-which its training error went back to 88-90%; the paper's "about 400 iterations" is far from that.
+The training error that ends the warm-up is the mean over the last `warmup_window` iterations, checked every
+WARMUP_CHECK_EVERY iterations. The CIFAR default is one epoch, 391 iterations of 128 of the 50,000 images: the
+training error as an epoch reports it, which is how the paper's "about 400 iterations" reads (one epoch is 391).
+Shorter windows end it on noise or on the first minute of learning: a 10-iteration window (1,280 images, +-1.1 pp
+of binomial noise at 80%) ended ResNet-110's at iteration 40 on one lucky window; a 100-iteration one ended it at
+iteration 100, as soon as it could decide (experiments/results/warmup-trace/).
 """
 
 from __future__ import annotations
