@@ -1,5 +1,5 @@
-"""Lightning callbacks and plugins of a run: its summary (speed, best val error), a progress log line for runs
-without a progress bar, and atomic checkpoints."""
+"""Lightning callbacks and plugins of a run: its summary (speed, best val error), its segments (which code and
+machine trained which steps), a progress log line for runs without a progress bar, and atomic checkpoints."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from resnet_repro.files import atomic_write
+from resnet_repro.provenance import segment
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,33 @@ class RunSummary(pl.Callback):
         self.earlier_wall_time_s = state_dict["wall_time_s"]
         for key in self.STATE:
             setattr(self, key, state_dict[key])
+
+
+class Segments(pl.Callback):
+    """The segments of a run: one per process that trained it (steps from-to, commit, host, versions; provenance.py),
+    carried through resumes by the checkpoint. A checkpoint's last segment ends at the checkpoint's step."""
+
+    def __init__(self) -> None:
+        self.earlier: list[dict[str, Any]] = []
+        self.current: dict[str, Any] | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.current = segment(trainer.global_step)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        self.current["steps"][1] = trainer.global_step
+
+    @property
+    def segments(self) -> list[dict[str, Any]]:
+        return [*self.earlier, *([self.current] if self.current else [])]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"segments": self.segments}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.earlier = state_dict["segments"]
 
 
 class ProgressLog(pl.Callback):

@@ -5,11 +5,18 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
+
+# what a segment records of the code and machine that trained it; a run whose segments differ in any was resumed
+# by another commit, machine or library version (the report marks it)
+SEGMENT_KEYS = ("commit", "host", "cpu", "gpu", "torch", "lightning", "python")
 
 
 def git_commit() -> str | None:
@@ -38,9 +45,31 @@ def machine() -> dict[str, Any]:
     info: dict[str, Any] = {
         "cpu": cpu,
         "cpus": os.cpu_count(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a TorchVersion would not load with weights_only=True
         "native_bf16": native_bf16(),
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
+
+
+def segment(from_step: int) -> dict[str, Any]:
+    """A stretch of training done by this process, from `from_step` (to_step is updated as it trains)."""
+    info = machine()
+    return {
+        "steps": [from_step, from_step],
+        "commit": git_commit(),
+        "host": socket.gethostname(),
+        "cpu": info["cpu"],
+        "gpu": info.get("gpu"),
+        "torch": str(torch.__version__),  # a TorchVersion would not load with weights_only=True
+        "lightning": pl.__version__,
+        "python": platform.python_version(),
+        "pid": os.getpid(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def changed_across(segments: list[dict[str, Any]]) -> list[str]:
+    """The SEGMENT_KEYS whose value differs between a run's segments (empty for a run trained in one go)."""
+    return [key for key in SEGMENT_KEYS if len({str(s.get(key)) for s in segments}) > 1]

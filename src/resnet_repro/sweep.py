@@ -1,5 +1,6 @@
 """A sweep's progress and outcome: one line per run started, skipped or finished (k of n), one summary line at
-the end, and a non-zero exit when a run failed or diverged (after every run was recorded).
+the end, and a non-zero exit when a run failed or diverged (after every run was recorded). A run held by another
+process (lock.py: a second sweep of the same runs) is skipped and named in the summary; that is not a failure.
 
 `SweepProgress` is a Hydra callback (conf/train.yaml, hydra.callbacks). At the start of a multirun it opens a
 ledger folder in the sweep directory and names it in an environment variable, which the jobs inherit whatever
@@ -24,6 +25,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_repro.files import read_json, write_json
+from resnet_repro.lock import describe
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +72,14 @@ class SweepProgress(Callback):
         close_ledger()
         counts = Counter(o["status"] for o in outcomes)
         counts["not run"] = sweep["total"] - len(outcomes)
-        parts = [f"{n} {status}" for status, n in counts.items() if n]
+        holders = sorted(
+            {f"host {o['holder'].get('host')}, pid {o['holder'].get('pid')}" for o in outcomes if o.get("holder")}
+        )
+        parts = [f"{n} {status}" for status, n in counts.items() if n and status != "held"]
+        if counts["held"]:  # trained by another process (a second sweep of the same runs): not a failure
+            parts.append(f"{counts['held']} held by another process ({'; '.join(holders)})")
         summary = f"{', '.join(parts)}: see {Path(sweep['sweep_dir']) / 'report' / 'report.md'}"
-        if any(status != "completed" for status, n in counts.items() if n):
+        if any(status not in ("completed", "held") for status, n in counts.items() if n):
             raise SweepFailed(summary)
         print(summary, flush=True)
 
@@ -86,12 +93,15 @@ def close_ledger() -> None:
             Path(ledger).parent.rmdir()  # .sweeps/, when no other sweep is running
 
 
-def announce(job: int, event: str, run_dir: Path, status: str | None = None) -> None:
-    """Log "run k of n <event>: <dir>" and, for "finished", record the outcome in the sweep's ledger."""
+def announce(
+    job: int, event: str, run_dir: Path, status: str | None = None, holder: dict[str, Any] | None = None
+) -> None:
+    """Log "run k of n <event>: <dir>" and, with a status, record the outcome (and a holder) in the sweep's ledger."""
     ledger = os.environ.get(LEDGER_ENV)
     if ledger is None:  # a single run
         return
     total = (read_json(Path(ledger) / "sweep.json") or {}).get("total", "?")
-    log.info("run %d of %s %s: %s%s", job + 1, total, event, run_dir, f" ({status})" if status else "")
+    shown = f"held by another process, {describe(holder)}" if holder else status
+    log.info("run %d of %s %s: %s%s", job + 1, total, event, run_dir, f" ({shown})" if shown else "")
     if status is not None:
-        write_json(Path(ledger) / f"job-{job:06d}.json", {"run_dir": str(run_dir), "status": status})
+        write_json(Path(ledger) / f"job-{job:06d}.json", {"run_dir": str(run_dir), "status": status, "holder": holder})

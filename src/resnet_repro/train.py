@@ -31,11 +31,12 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from resnet_repro.analysis import record_responses
-from resnet_repro.callbacks import AtomicCheckpointIO, ProgressLog, RunSummary
+from resnet_repro.callbacks import AtomicCheckpointIO, ProgressLog, RunSummary, Segments
 from resnet_repro.checks import validate
 from resnet_repro.data.dataloader import per_device_batch
 from resnet_repro.errors import ConfigError, UserError
-from resnet_repro.files import read_json, write_json
+from resnet_repro.files import interrupted_writes, read_json, write_json
+from resnet_repro.lock import RunHeldError, hold
 from resnet_repro.module import DivergedError, ResNetModule
 from resnet_repro.provenance import git_commit, machine
 from resnet_repro.recipe import check_identity, claim_run_dir, fingerprint, make_recipe
@@ -119,12 +120,13 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     )
     logger = hydra.utils.instantiate(cfg.logger, save_dir=str(out_dir))
     summary = RunSummary(cfg.log_every)
+    segments = Segments()
     checkpoints = hydra.utils.instantiate(
         cfg.callbacks.checkpoint,
         dirpath=out_dir / "checkpoints",
         monitor=cfg.callbacks.checkpoint.monitor if "val" in datamodule.eval_names() else None,
     )
-    callbacks = [summary, checkpoints]
+    callbacks = [summary, segments, checkpoints]
     if cfg.progress_bar:
         callbacks.append(hydra.utils.instantiate(cfg.callbacks.progress_bar))
     else:
@@ -137,14 +139,51 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         default_root_dir=str(out_dir),
         enable_progress_bar=bool(cfg.progress_bar),
     )
-    batch = {
-        "global": cfg.data.batch_size,
-        "per_device": per_device_batch(cfg.data.batch_size, trainer.world_size),
-        "processes": trainer.world_size,
-    }
     recipe = make_recipe(cfg, datamodule.identity())
     identity = {"recipe_id": fingerprint(recipe), "seed": cfg.seed, "recipe": recipe}
+    results: dict[str, Any] = {
+        "status": "running",
+        "step": 0,
+        "metrics": {},
+        **identity,
+        "data": datamodule.provenance,
+        "precision": str(trainer.precision),
+        "batch": {
+            "global": cfg.data.batch_size,
+            "per_device": per_device_batch(cfg.data.batch_size, trainer.world_size),  # refuses a non-dividing one
+            "processes": trainer.world_size,
+        },
+        "warmup_end_step": None,
+        "params": sum(p.numel() for p in module.model.parameters()),
+        "wall_time_s": None,
+        "images_per_s": None,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "git_commit": git_commit(),
+        "machine": machine(),
+        "segments": [],  # Segments fills it
+    }
+    claim_run_dir(out_dir, identity, {"overrides": overrides}, write=False)  # refused before anything is written
+    with hold(out_dir, trainer.is_global_zero):  # RunHeldError when another process trains it; DDP: rank 0 holds
+        return fit_and_test(cfg, out_dir, trainer, module, datamodule, summary, segments, results, overrides)
+
+
+def fit_and_test(
+    cfg: DictConfig,
+    out_dir: Path,
+    trainer: pl.Trainer,
+    module: ResNetModule,
+    datamodule: pl.LightningDataModule,
+    summary: RunSummary,
+    segments: Segments,
+    results: dict[str, Any],
+    overrides: list[str],
+) -> dict[str, Any]:
+    """The part of train() done while holding the run directory: fit (resuming), test, record `results`."""
+    identity = {key: results[key] for key in ("recipe_id", "seed", "recipe")}
+    # again, now that the directory is held: the previous holder may have recorded the recipe or completed the run
     claim_run_dir(out_dir, identity, {"overrides": overrides}, write=trainer.is_global_zero)
+    for line in interrupted_writes(out_dir, remove=trainer.is_global_zero):
+        log.warning(line)
     previous = read_json(out_dir / RESULTS)
     if previous and previous.get("status") == "completed":
         log.info("%s is completed; skipping it (delete its results.json to train it again)", out_dir)
@@ -156,30 +195,15 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         if ckpt_path is not None:
             log.info("resuming from %s", ckpt_path)
 
-    results: dict[str, Any] = {
-        "status": "running",
-        "step": 0,
-        "metrics": {},
-        **identity,
-        "data": datamodule.provenance,
-        "precision": str(trainer.precision),
-        "batch": batch,
-        "warmup_end_step": None,
-        "params": sum(p.numel() for p in model.parameters()),
-        "wall_time_s": None,
-        "images_per_s": None,
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "git_commit": git_commit(),
-        "machine": machine(),
-    }
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     except DivergedError as err:
         results.update(status="diverged", step=err.step, error=str(err), wall_time_s=summary.wall_time_s)
+        results["segments"] = segments.segments
         return record(trainer, out_dir, results)
     results["warmup_end_step"] = module.schedule().warmup_end_step
     metrics = {k.replace("/", "_"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-    with record_responses(model) as responses:  # Fig. 7, gathered during the final test pass
+    with record_responses(module.model) as responses:  # Fig. 7, gathered during the final test pass
         test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     metrics.update({k.replace("/", "_"): v for k, v in test.items()})
     metrics.update({f"train_{k}": v for k, v in module.last_train.items()})
@@ -187,14 +211,14 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if trainer.is_global_zero:
         write_json(out_dir / "layer_responses.json", responses)
     for i, std in enumerate(responses.values()):
-        logger.experiment.add_scalar("layer_responses/std", std, i)
+        trainer.logger.experiment.add_scalar("layer_responses/std", std, i)
     for i, std in enumerate(sorted(responses.values(), reverse=True)):
-        logger.experiment.add_scalar("layer_responses/std_sorted", std, i)
-    logger.log_hyperparams(
+        trainer.logger.experiment.add_scalar("layer_responses/std_sorted", std, i)
+    trainer.logger.log_hyperparams(
         OmegaConf.to_container(cfg, resolve=True),  # the logger flattens it for the HParams dashboard
         {"hparams/test_err": metrics.get("test_err", math.nan), "hparams/val_err": metrics.get("val_err", math.nan)},
     )
-    logger.finalize("success")
+    trainer.logger.finalize("success")
     results.update(
         status="completed",
         step=trainer.global_step,
@@ -202,6 +226,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         wall_time_s=summary.wall_time_s,
         images_per_s=summary.images_per_s,  # of this process (under DDP, x processes for the whole)
         images_seen_per_process=summary.images,
+        segments=segments.segments,  # one per process that trained it: steps, commit, machine, versions
     )
     return record(trainer, out_dir, results)
 
@@ -229,6 +254,11 @@ def run(cfg: DictConfig) -> float | None:
     announce(job, "started", out_dir)
     try:
         results = train(cfg, out_dir)
+    except RunHeldError as err:
+        if not multirun:
+            raise  # main() reports it
+        announce(job, "skipped", out_dir, "held", holder=err.holder)  # the holder trains it; the sweep goes on
+        return None
     except UserError as err:
         if multirun:
             raise StopSweep(err) from err  # past Hydra's launcher, which would go on with the next job

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ def main(argv: list[str] | None = None) -> None:
         "--compare", action="append", default=[], metavar="KEY", help="a recipe key whose effect to tabulate"
     )
     args = parser.parse_args(argv)
+    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)  # one line per note on stderr
     missing = [s for s in args.sweeps if not s.is_dir()]
     try:
         if missing:

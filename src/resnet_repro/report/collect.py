@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_repro.files import read_json
+from resnet_repro.lock import describe, holder
 from resnet_repro.recipe import RECIPE, fingerprint, flatten, is_recipe_key
 
 # recipe keys that name the network; the rest of a recipe is its setting (data, schedule, precision, ...)
@@ -33,6 +34,11 @@ class Run:
     @property
     def error(self) -> str | None:
         return self.results.get("error")
+
+    @property
+    def segments(self) -> list[dict[str, Any]]:
+        """Who trained which steps (results.json; one per process, more when resumed)."""
+        return self.results.get("segments") or []
 
     def mean_response(self) -> float | None:
         """Fig. 7: the mean over layers of the response std, from layer_responses.json."""
@@ -100,6 +106,9 @@ def find_runs(sweeps: list[Path]) -> list[Run]:
         for run_dir in sorted(run_dirs):
             identity = read_json(run_dir / RECIPE) or {}
             results = read_json(run_dir / "results.json") or {"status": "unfinished"}
+            held = holder(run_dir) if results["status"] != "completed" else None
+            if held is not None:  # being trained right now (lock.py)
+                results = {**results, "status": "held by another process", "error": describe(held)}
             recipe = results.get("recipe") or identity.get("recipe")
             if recipe is None:  # recorded by a version without run identities: its config's recipe keys
                 recipe = {k: v for k, v in flatten(results.get("config") or {}).items() if is_recipe_key(k)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import math
 import statistics
 from collections import defaultdict
@@ -17,12 +17,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 from scipy import stats as scipy_stats  # noqa: E402
 
 from resnet_repro.errors import UserError  # noqa: E402
-from resnet_repro.files import read_json  # noqa: E402
+from resnet_repro.files import atomic_write, interrupted_writes, read_json, write_json  # noqa: E402
+from resnet_repro.provenance import changed_across  # noqa: E402
 from resnet_repro.recipe import fingerprint  # noqa: E402
 from resnet_repro.report import claims, stats  # noqa: E402
 from resnet_repro.report.collect import DATASET_TITLES, Group, Run, by_dataset, by_setting, find_runs, group_runs  # noqa: E402
 from resnet_repro.report.paper import departures, paper_numbers, paper_result  # noqa: E402
 from resnet_repro.tb_events import read_scalars  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 METRICS = ("train_err", "test_err")
 
@@ -38,7 +41,9 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
     runs = find_runs(sweeps)
     if not runs:
         raise UserError(f"no runs (folders with recipe.json or results.json) under {', '.join(map(str, sweeps))}")
-    out.mkdir(parents=True, exist_ok=True)
+    notes = interrupted_writes(out, remove=True) if out.is_dir() else []
+    for note in notes:
+        log.warning(note)
     groups = group_runs(runs)
     datasets = by_dataset(groups)
     settings = {name: by_setting(gs) for name, gs in datasets.items()}
@@ -55,11 +60,16 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
     for key in compare:
         lines += key_effect(groups, key)
     lines += ["## Provenance", "", *provenance(runs), ""]
+    resumed = [(r, changed_across(r.segments)) for r in runs]
+    lines += ["## Runs resumed by other code, machines or library versions", ""]
+    lines += [f"- `{r.path}`: {describe_segments(r.segments)}" for r, changed in resumed if changed] or ["none"]
     problems = [r for r in runs if r.status != "completed"]
-    lines += ["## Runs not completed", ""]
+    lines += ["", "## Runs not completed", ""]
     lines += [f"- `{r.path}`: {r.status}" + (f" ({r.error})" if r.error else "") for r in problems] or ["none"]
+    if notes:
+        lines += ["", "## Notes", "", *(f"- {note}" for note in notes)]
     report = out / "report.md"
-    report.write_text("\n".join(lines) + "\n")
+    atomic_write(report, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     return report
 
 
@@ -124,7 +134,7 @@ def scorecard_table(results: list[claims.ClaimResult], floor_lines: list[str]) -
 
 def write_scorecard(path: Path, sweeps: list[Path], results: list[claims.ClaimResult], floors: dict) -> None:
     data = {"sweeps": [str(s) for s in sweeps], "noise_floors_pp": floors, "claims": [asdict(r) for r in results]}
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    write_json(path, data)
 
 
 def mean_std(values: list[float]) -> str:
@@ -279,9 +289,7 @@ def plot_fig6(groups: list[Group], path: Path) -> bool:
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
     axes[0].set_ylabel("error (%)  — bold: test, dashed: train")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
 
 
@@ -306,10 +314,26 @@ def plot_fig7(groups: list[Group], path: Path) -> bool:
         ax.set_ylabel("std")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
+
+
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    """A PNG, written atomically."""
+    fig.tight_layout()
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
+
+
+def describe_segments(segments: list[dict[str, Any]]) -> str:
+    """'steps 0-12: commit 1a2b3c4d5e, host a, torch 2.14.1, ...; steps 12-24: ...' (the keys that changed)."""
+    changed = changed_across(segments)
+    return "; ".join(
+        f"steps {s['steps'][0]}-{s['steps'][1]}: " + ", ".join(f"{k} {str(s.get(k))[:12]}" for k in changed)
+        for s in segments
+    )
 
 
 def provenance(runs: list[Run]) -> list[str]:
