@@ -26,8 +26,10 @@ TINY_FULL_TRAIN = [o for o in TINY if not o.startswith("data.val_size")]  # the 
 
 
 def snapshot(run_dir: Path) -> dict[str, tuple[bytes, int]]:
-    """Every file under `run_dir` with its bytes and modification time."""
-    return {str(p): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    """Every file under `run_dir` with its bytes and modification time; `.lock` apart, which names the last process
+    that held the run (lock.py)."""
+    files = (p for p in sorted(run_dir.rglob("*")) if p.is_file() and p.name != ".lock")
+    return {str(p): (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
 
 
 def sweep_params(name: str) -> dict[str, list[str]]:
