@@ -1,0 +1,60 @@
+"""What hubconf.py serves: a CIFAR or ImageNet network of the paper, fresh or with trained weights (weights.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from resnet_repro.models import CifarResNet, ImageNetResNet
+from resnet_repro.weights import WeightsError, describe, load_record, read_weights
+
+
+def with_weights(arch: str, kwargs: dict[str, Any], weights: str | Path | None, which: str) -> nn.Module:
+    """A fresh network of `arch`, or the one `weights` record (checked against the arguments given)."""
+    if weights is None:
+        return (CifarResNet if arch == "CifarResNet" else ImageNetResNet)(**kwargs)
+    record = read_weights(weights, which)
+    asked = {k: v for k, v in kwargs.items() if v is not None}
+    clash = {k: v for k, v in asked.items() if k in record["kwargs"] and record["kwargs"][k] != v}
+    if record["arch"] != arch or clash:
+        raise WeightsError(f"{weights} holds {describe(record)}, not what was asked ({arch}, {asked})")
+    return load_record(record)
+
+
+def cifar_resnet(
+    depth: int | None = None,
+    residual: bool | None = None,
+    shortcut: str | None = None,
+    num_classes: int | None = None,
+    weights: str | Path | None = None,
+    which: str = "best",
+) -> nn.Module:
+    """A CIFAR network of Sec. 4.2 (ResNet-20 with option A unless told); with `weights`, trained and in eval mode."""
+    kwargs = {"depth": depth, "residual": residual, "shortcut": shortcut, "num_classes": num_classes}
+    if weights is None:
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    return with_weights("CifarResNet", kwargs, weights, which)
+
+
+def imagenet_resnet(
+    depth: int | None = None,
+    residual: bool | None = None,
+    shortcut: str | None = None,
+    num_classes: int | None = None,
+    stride_in_1x1: bool | None = None,
+    weights: str | Path | None = None,
+    which: str = "best",
+) -> nn.Module:
+    """An ImageNet network of Table 1 (ResNet-50, option B unless told); with `weights`, trained and in eval mode."""
+    kwargs = {
+        "depth": depth,
+        "residual": residual,
+        "shortcut": shortcut,
+        "num_classes": num_classes,
+        "stride_in_1x1": stride_in_1x1,
+    }
+    if weights is None:
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    return with_weights("ImageNetResNet", kwargs, weights, which)

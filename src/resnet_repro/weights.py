@@ -1,0 +1,183 @@
+"""A trained network out of a run: rebuilt from the run's recorded recipe, loaded strictly, exported as plain
+weights (a state_dict and the constructor's arguments) that load with torch alone.
+
+    net = resnet_repro.load_model("outputs/fig6/net=resnet56/seed=0")        # eval mode, on the CPU
+    python -m resnet_repro.export outputs/fig6/net=resnet56/seed=0           # -> .../resnet56-<recipe_id>-seed0.pt
+
+Three kinds of weights are understood: a run directory (or a checkpoint inside one), an exported file, and a
+torchvision ResNet state_dict (`torchvision.models.resnet50().state_dict()`), which our ImageNetResNet loads with
+torchvision's stride placement (`stride_in_1x1=False`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from resnet_repro.errors import UserError
+from resnet_repro.files import atomic_write, read_json
+from resnet_repro.models import CifarResNet, ImageNetResNet
+from resnet_repro.models.imagenet import IMAGENET_LAYOUTS
+from resnet_repro.recipe import RECIPE
+
+EXPORT_FORMAT = "resnet-repro-weights/1"
+ARCHITECTURES: dict[str, type[nn.Module]] = {"CifarResNet": CifarResNet, "ImageNetResNet": ImageNetResNet}
+MODEL_ARGS = ("depth", "residual", "shortcut", "num_classes", "stride_in_1x1", "zero_init_residual")
+
+
+class WeightsError(UserError):
+    """Weights that cannot be used as asked: not a run, another architecture, a class count that does not fit."""
+
+
+def model_spec(recipe: dict[str, Any]) -> dict[str, Any]:
+    """{"arch": class name, "kwargs": constructor arguments} of a run's network, from its recorded recipe."""
+    arch = str(recipe.get("model._target_", "")).rsplit(".", 1)[-1]
+    if arch not in ARCHITECTURES:
+        raise WeightsError(f"the recipe's model {recipe.get('model._target_')!r} is not one of this project's networks")
+    kwargs = {key: recipe[f"model.{key}"] for key in MODEL_ARGS if f"model.{key}" in recipe}
+    return {"arch": arch, "kwargs": kwargs}
+
+
+def build(spec: dict[str, Any]) -> nn.Module:
+    """The network of a spec, freshly initialized."""
+    return ARCHITECTURES[spec["arch"]](**spec["kwargs"])
+
+
+def run_dir_of(path: Path) -> Path | None:
+    """The run directory holding `path` (itself, or a checkpoint in its checkpoints/), if it is one."""
+    for candidate in (path, path.parent, path.parent.parent):
+        if (candidate / RECIPE).is_file():
+            return candidate
+    return None
+
+
+def find_checkpoint(run_dir: Path, which: str) -> Path:
+    """The checkpoint of `run_dir` that `which` names: "last" (the final weights of a completed run: the paper's
+    protocol), or "best" (best by val error; a run without a val split has none, so its final weights)."""
+    if which not in ("best", "last"):
+        raise WeightsError(f"which must be 'best' or 'last', got {which!r}")
+    recipe = (read_json(run_dir / RECIPE) or {}).get("recipe", {})
+    folder = run_dir / "checkpoints"
+    if which == "best" and recipe.get("data.val_size", 0):
+        best = sorted(folder.glob("best-step=*.ckpt"))
+        if not best:
+            raise WeightsError(f"{run_dir} has no best-by-val checkpoint yet (checkpoints/best-step=*.ckpt)")
+        return best[-1]
+    if not (folder / "last.ckpt").is_file():
+        raise WeightsError(f"{run_dir} has no checkpoint yet (checkpoints/last.ckpt): has it trained?")
+    return folder / "last.ckpt"
+
+
+def network_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The network's own state_dict out of a Lightning checkpoint of ResNetModule (its `model.` entries)."""
+    return {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+
+
+def read_run(path: Path, which: str = "best") -> dict[str, Any]:
+    """A run's weights as an export record: spec, state_dict, identity, the checkpoint's step and the metrics."""
+    run_dir = run_dir_of(path)
+    if run_dir is None:
+        raise WeightsError(f"{path} is not a run directory (one with {RECIPE}) nor a checkpoint inside one")
+    checkpoint_path = path if path.is_file() else find_checkpoint(run_dir, which)
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    identity = checkpoint.get("run_identity") or read_json(run_dir / RECIPE)
+    results = read_json(run_dir / "results.json") or {}
+    return {
+        "format": EXPORT_FORMAT,
+        **model_spec(identity["recipe"]),
+        "state_dict": network_state(checkpoint),
+        "recipe_id": identity["recipe_id"],
+        "seed": identity["seed"],
+        "recipe": identity["recipe"],
+        "step": checkpoint["global_step"],
+        "metrics": results.get("metrics", {}) if results.get("step") == checkpoint["global_step"] else {},
+        "source": str(checkpoint_path),
+    }
+
+
+def torchvision_spec(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The ImageNetResNet that loads a torchvision ResNet state_dict (depth from its blocks per stage)."""
+    counts = tuple(len({m.group(1) for k in state if (m := re.match(rf"layer{i}\.(\d+)\.", k))}) for i in range(1, 5))
+    bottleneck = any(k.endswith("conv3.weight") for k in state)
+    depth = next(
+        (
+            d
+            for d, (block, layout) in IMAGENET_LAYOUTS.items()
+            if layout == counts and (block.expansion > 1) == bottleneck
+        ),
+        None,
+    )
+    if depth is None or "fc.weight" not in state:
+        raise WeightsError(
+            "the weights are not a ResNet this project knows: a run directory, a file written by "
+            "`python -m resnet_repro.export`, or a torchvision ResNet-18/34/50/101/152 state_dict"
+        )
+    kwargs = {"depth": depth, "shortcut": "B", "num_classes": state["fc.weight"].shape[0], "stride_in_1x1": False}
+    return {"arch": "ImageNetResNet", "kwargs": kwargs}
+
+
+def read_weights(path: str | Path, which: str = "best") -> dict[str, Any]:
+    """Any weights this project understands, as an export record (spec, state_dict and what is known of them)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise WeightsError(f"{path} does not exist")
+    if path.is_dir() or (path.suffix == ".ckpt" and run_dir_of(path) is not None):
+        return read_run(path, which)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise WeightsError(f"{path} is not a weights file torch can load ({type(err).__name__})") from None
+    if isinstance(data, dict) and data.get("format") == EXPORT_FORMAT:
+        return {**data, "source": str(path)}
+    if isinstance(data, dict) and all(isinstance(v, torch.Tensor) for v in data.values()):
+        return {"format": "torchvision", **torchvision_spec(data), "state_dict": data, "source": str(path)}
+    raise WeightsError(f"{path} holds neither exported weights nor a state_dict")
+
+
+def load_record(record: dict[str, Any], map_location: str | torch.device = "cpu") -> nn.Module:
+    """The network of an export record, weights loaded with strict=True, in eval mode."""
+    model = build(record)
+    try:
+        model.load_state_dict(record["state_dict"], strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+        raise WeightsError(f"{record['source']}: the weights do not fit {describe(record)}: {first}") from None
+    return model.to(map_location).eval()
+
+
+def load_model(path: str | Path, which: str = "best", map_location: str | torch.device = "cpu") -> nn.Module:
+    """The trained network of a run directory (or a checkpoint in one), an exported file or a torchvision ResNet
+    state_dict: rebuilt from the recorded recipe, loaded with strict=True, in eval mode, on `map_location`.
+
+    `which` (run directories): "best" (by val error; without a val split, the final weights) or "last".
+    """
+    return load_record(read_weights(path, which), map_location)
+
+
+def describe(record: dict[str, Any]) -> str:
+    """'CifarResNet(depth=56, residual=True, shortcut='A', num_classes=10)'."""
+    return f"{record['arch']}({', '.join(f'{k}={v!r}' for k, v in record['kwargs'].items())})"
+
+
+def export(run: str | Path, out: str | Path | None = None, which: str = "best") -> Path:
+    """Write a run's network as plain weights, loadable with torch alone:
+
+        data = torch.load(path, weights_only=True)
+        net = CifarResNet(**data["kwargs"]); net.load_state_dict(data["state_dict"])
+
+    Default `out`: <run>/export/<arch>-<depth>-<recipe_id>-seed<seed>.pt. Written atomically.
+    """
+    record = read_weights(run, which)
+    if record["format"] != EXPORT_FORMAT:
+        raise WeightsError(f"{run} is not a run of this project")
+    kwargs = record["kwargs"]
+    name = f"{'resnet' if kwargs.get('residual', True) else 'plain'}{kwargs['depth']}"
+    default = run_dir_of(Path(run)) / "export" / f"{name}-{record['recipe_id']}-seed{record['seed']}.pt"
+    out = Path(out) if out is not None else default
+    record = {**record, "source": str(Path(record["source"]).resolve())}
+    atomic_write(out, lambda tmp: torch.save(record, tmp))
+    return out
