@@ -47,7 +47,7 @@ class ResNetModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         check_optim(lr, momentum, weight_decay, milestones, gamma, warmup_lr, warmup_until_err, warmup_window)
-        self.save_hyperparameters(ignore=["model"])
+        self.save_hyperparameters(ignore=["model"], logger=False)  # HParams: the recipe's keys (tb_dashboards.py)
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
         self.forward_fn = torch.compile(self.model) if compile else self.model
         self.eval_names = list(eval_names)

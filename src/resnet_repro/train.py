@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import sys
 import time
@@ -41,11 +40,12 @@ from resnet_repro.module import DivergedError, ResNetModule
 from resnet_repro.provenance import git_commit, machine
 from resnet_repro.recipe import check_identity, claim_run_dir, fingerprint, make_recipe
 from resnet_repro.sweep import StopSweep, SweepFailed, announce, close_ledger
+from resnet_repro.tb_dashboards import run_hparams, run_metrics
 
 log = logging.getLogger(__name__)
 
 VERSION_BASE = "1.3"  # Hydra's version_base, in this one place
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # a link to the repository's conf/; a copy when installed
 RESULTS = "results.json"
 
 
@@ -214,10 +214,7 @@ def fit_and_test(
         trainer.logger.experiment.add_scalar("layer_responses/std", std, i)
     for i, std in enumerate(sorted(responses.values(), reverse=True)):
         trainer.logger.experiment.add_scalar("layer_responses/std_sorted", std, i)
-    trainer.logger.log_hyperparams(
-        OmegaConf.to_container(cfg, resolve=True),  # the logger flattens it for the HParams dashboard
-        {"hparams/test_err": metrics.get("test_err", math.nan), "hparams/val_err": metrics.get("val_err", math.nan)},
-    )
+    trainer.logger.log_hyperparams(run_hparams(results["recipe"], results["recipe_id"], cfg.seed), run_metrics(metrics))
     trainer.logger.finalize("success")
     results.update(
         status="completed",

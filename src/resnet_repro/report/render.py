@@ -23,6 +23,7 @@ from resnet_repro.recipe import fingerprint  # noqa: E402
 from resnet_repro.report import claims, stats  # noqa: E402
 from resnet_repro.report.collect import DATASET_TITLES, Group, Run, by_dataset, by_setting, find_runs, group_runs  # noqa: E402
 from resnet_repro.report.paper import departures, paper_numbers, paper_result  # noqa: E402
+from resnet_repro.tb_dashboards import fig6_tag, write_board  # noqa: E402
 from resnet_repro.tb_events import read_scalars  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,10 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
     done = sum(r.status == "completed" for r in runs)
     lines += [f"{done} of {len(runs)} runs completed, in {len(groups)} recipes. Errors are percent.", ""]
     lines += scorecard_table(results, floor_lines)
+    curves = {run.path: read_scalars(run.path, ["train/err", "test/err"]) for g in groups for run in g.runs}
+    figures: list[Path] = []
     for name, dataset_groups in datasets.items():
-        lines += dataset_section(name, dataset_groups, settings[name], out)
+        lines += dataset_section(name, dataset_groups, settings[name], out, curves, figures)
     for key in compare:
         lines += key_effect(groups, key)
     lines += ["## Provenance", "", *provenance(runs), ""]
@@ -68,6 +71,12 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
     lines += [f"- `{r.path}`: {r.status}" + (f" ({r.error})" if r.error else "") for r in problems] or ["none"]
     if notes:
         lines += ["", "## Notes", "", *(f"- {note}" for note in notes)]
+    board = write_board(out, figures, fig6_curves(groups, curves), [d for d in datasets if d != "imagenet"])
+    lines += [
+        "",
+        f"TensorBoard: `tensorboard --logdir {out.parent}` shows every run, with this report's figures and "
+        f"Fig. 6 as custom scalars ({board.relative_to(out.parent)}).",
+    ]
     report = out / "report.md"
     atomic_write(report, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     return report
@@ -145,7 +154,15 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
-def dataset_section(name: str, groups: list[Group], settings: list[list[Group]], out: Path) -> list[str]:
+def dataset_section(
+    name: str,
+    groups: list[Group],
+    settings: list[list[Group]],
+    out: Path,
+    curves: dict[Path, dict[str, list[tuple[int, float]]]],
+    figures: list[Path],
+) -> list[str]:
+    """The dataset's table and, per setting, Fig. 6 and Fig. 7 (whose paths are added to `figures`)."""
     title = DATASET_TITLES.get(name, name)
     imagenet = name == "imagenet"
     lines = [f"## {title}: error by network", ""]
@@ -184,7 +201,8 @@ def dataset_section(name: str, groups: list[Group], settings: list[list[Group]],
             suffix = "" if len(settings) == 1 else f"-{i + 1}"
             fig6, fig7 = out / f"fig6-{name}{suffix}.png", out / f"fig7-{name}{suffix}.png"
             caption = describe_setting(setting)
-            if plot_fig6(setting, fig6):
+            if plot_fig6(setting, fig6, curves):
+                figures.append(fig6)
                 lines += [
                     f"### Fig. 6 ({caption}): training curves, dashed train, bold test",
                     "",
@@ -192,6 +210,7 @@ def dataset_section(name: str, groups: list[Group], settings: list[list[Group]],
                     "",
                 ]
             if plot_fig7(setting, fig7):
+                figures.append(fig7)
                 lines += [
                     f"### Fig. 7 ({caption}): layer responses",
                     "",
@@ -262,20 +281,36 @@ def mean_curve(series: list[list[tuple[int, float]]]) -> tuple[list[int], list[f
     return common, [statistics.mean(t[s] for t in tables) for s in common]
 
 
-def plot_fig6(groups: list[Group], path: Path) -> bool:
+def fig6_curves(
+    groups: list[Group], curves: dict[Path, dict[str, list[tuple[int, float]]]]
+) -> dict[str, list[tuple[int, float]]]:
+    """Every CIFAR run's training and test error curves under the sweep board's Fig. 6 tags."""
+    tagged = {}
+    for group in groups:
+        if group.dataset == "imagenet":
+            continue
+        label = f"{group.label}-{group.recipe_id[:8]}"
+        for run in group.runs:
+            for tag, split in (("train/err", "train"), ("test/err", "test")):
+                if curves[run.path].get(tag):
+                    tagged[fig6_tag(group.dataset, group.residual, label, run.seed, split)] = curves[run.path][tag]
+    return tagged
+
+
+def plot_fig6(groups: list[Group], path: Path, curves: dict[Path, dict[str, list[tuple[int, float]]]]) -> bool:
     """Fig. 6: plain (left) and residual (right) nets of one setting; dashed = training error, bold = test error.
 
     Returns False (and writes nothing) when no run logged a curve.
     """
-    curves = {g.label: [read_scalars(r.path, ["train/err", "test/err"]) for r in g.runs] for g in groups}
-    if not any(c for runs in curves.values() for c in runs):
+    by_label = {g.label: [curves[r.path] for r in g.runs] for g in groups}
+    if not any(c for runs in by_label.values() for c in runs):
         return False
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for ax, residual in zip(axes, (False, True), strict=True):
         for group in (g for g in groups if g.residual == residual):
             color = None
             for tag, style in (("test/err", "-"), ("train/err", "--")):
-                series = [c[tag] for c in curves[group.label] if c.get(tag)]
+                series = [c[tag] for c in by_label[group.label] if c.get(tag)]
                 if series:
                     steps, values = mean_curve(series)
                     label = group.label if color is None else None
