@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from resnet_repro.errors import ConfigError
 from resnet_repro.tb_events import read_scalars
@@ -167,6 +168,10 @@ def test_resume_after_kill_gives_the_same_metrics(tiny_cifar: Path, tmp_path: Pa
     resumed = run_cli([*args, f"hydra.run.dir={run_dir}"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from" in resumed.stdout + resumed.stderr
+    # mid-epoch (21 batches per epoch): the fast loader is resumable by Lightning's contract, so no warning
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]["position"] == 48
+    assert "not resumable" not in resumed.stdout + resumed.stderr
     a = json.loads((tmp_path / "through" / "results.json").read_text())
     b = json.loads((run_dir / "results.json").read_text())
     assert b["step"] == a["step"] == 48
@@ -201,6 +206,29 @@ def test_nan_loss_stops_with_diverged_status(tiny_cifar: Path, tmp_path: Path) -
     assert "training diverged: the loss is NaN or infinite at step" in result.stderr
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["status"] == "diverged" and 0 <= results["step"] < 24
+
+
+def test_classic_loader_order_is_a_function_of_seed_and_epoch(tiny_cifar: Path, tmp_path: Path) -> None:
+    """The torchvision loader resumes at epoch granularity: a run resumed at an epoch boundary sees the epoch
+    order of an uninterrupted one; resumed inside an epoch, it says what that means."""
+    from resnet_repro.data.dataloader import EpochShuffle
+
+    first, resumed = EpochShuffle(400, seed=3), EpochShuffle(400, seed=3)
+    first.set_epoch(0), list(first), first.set_epoch(1), list(first), first.set_epoch(2)
+    resumed.set_epoch(2)  # a fresh process at the start of epoch 2
+    assert list(first) == list(resumed) and sorted(resumed) == list(range(400))
+    first.set_epoch(3)
+    assert list(first) != list(resumed)
+
+    args = [*TINY, f"data.root={tiny_cifar}", "model.depth=8", "data.loader=torchvision", "data.num_workers=0"]
+    run_dir = tmp_path / "run"
+    assert (
+        run_cli([*args, "trainer.max_steps=12", "optim.milestones=[8,10]", f"hydra.run.dir={run_dir}"]).returncode == 0
+    )
+    # the same recipe but longer, from that run's checkpoint at iteration 12 (21 batches per epoch)
+    longer = run_cli([*args, f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={tmp_path / 'b'}"])
+    out = longer.stdout + longer.stderr
+    assert "resuming at iteration 12, 12 iterations into epoch 0: the classic (torchvision) loader resumes at " in out
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from resnet_repro.data.cifar_sources import NUM_CLASSES, CifarArrays, load_cifar
-from resnet_repro.data.dataloader import check_batch_sizes, dataloader, per_device_batch
+from resnet_repro.data.dataloader import check_batch_sizes, dataloader, per_device_batch, resume_notice
 from resnet_repro.data.tensor_loader import TensorLoader
 from resnet_repro.data.transforms import NORMALIZATIONS, Normalize
 from resnet_repro.errors import ConfigError
@@ -139,7 +139,10 @@ class CifarDataModule(pl.LightningDataModule):
                 world_size=world_size,
             )
         dataset = TorchvisionCifar(images, labels, torchvision_transform(self.normalizer, augment))
-        return dataloader(dataset, batch_size, train, self.num_workers, self.seed)
+        loader = dataloader(dataset, batch_size, train, self.num_workers, self.seed)
+        if train and self.trainer is not None:
+            resume_notice(self.trainer.global_step, len(loader))
+        return loader
 
 
 def split(

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 from torchvision.transforms import v2
 
-from resnet_repro.data.dataloader import check_batch_sizes, dataloader, per_device_batch
+from resnet_repro.data.dataloader import check_batch_sizes, dataloader, per_device_batch, resume_notice
 from resnet_repro.errors import ConfigError, DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # per channel, [0, 1] scale; stands for the (nearly flat) per-pixel mean
@@ -154,7 +154,10 @@ class ImageNetDataModule(pl.LightningDataModule):
         self.test_set = with_transform(self.folders["val"], eval_transform(self.normalize, ten_crop=True))
 
     def _loader(self, dataset: datasets.ImageFolder, batch_size: int, train: bool) -> DataLoader:
-        return dataloader(dataset, batch_size, train, self.num_workers, self.seed)
+        loader = dataloader(dataset, batch_size, train, self.num_workers, self.seed)
+        if train and self.trainer is not None:
+            resume_notice(self.trainer.global_step, len(loader))
+        return loader
 
     def train_dataloader(self) -> DataLoader:
         world_size = self.trainer.world_size if self.trainer is not None else 1

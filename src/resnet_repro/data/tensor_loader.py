@@ -3,7 +3,9 @@
 Batches come from a seeded permutation per epoch and the augmentation is a batched tensor op, so there is no PIL,
 no worker process and no host-to-device copy per step (airbench, hlb-CIFAR10 do the same). All randomness of an
 epoch is a function of (seed, epoch), and a training loader starts at the position the trainer's iteration count
-gives, so a run resumed from any checkpoint sees exactly the batches of an uninterrupted one.
+gives, so a run resumed from any checkpoint sees exactly the batches of an uninterrupted one. The loader follows
+Lightning's stateful-loader protocol (state_dict / load_state_dict): checkpoints record its position and what
+its order depends on, and a resume checks them.
 """
 
 from __future__ import annotations
@@ -68,6 +70,28 @@ class TensorLoader:
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
         params = sample_crop_flip(n, 4, generator) if self.augment else None
         return order.to(device), None if params is None else tuple(p.to(device) for p in params)
+
+    def order_key(self) -> dict[str, int]:
+        """What the sample order depends on, besides the position."""
+        return {
+            "seed": self.seed,
+            "samples": len(self.labels),
+            "batch_size": self.batch_size,
+            "world_size": self.world_size,
+            "rank": self.rank,
+        }
+
+    def state_dict(self) -> dict[str, int]:
+        """The position (training iterations done: the next batch is that one) and what the order depends on."""
+        return {"position": self.step_fn(), **self.order_key()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume at the recorded position; refuse a state whose order would not be this loader's."""
+        changed = {k: (v, state.get(k)) for k, v in self.order_key().items() if state.get(k) != v}
+        if changed:
+            raise ValueError(f"the checkpoint's data order differs from this run's (now, recorded): {changed}")
+        if state["position"] != self.step_fn():
+            raise ValueError(f"the checkpoint's loader position {state['position']} != its step {self.step_fn()}")
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch, start = divmod(self.step_fn(), len(self)) if self.shuffle else (0, 0)
