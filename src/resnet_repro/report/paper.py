@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_dir
 from resnet_repro.recipe import make_recipe
 from resnet_repro.report.collect import Group
 
-PAPER_NUMBERS = Path(__file__).resolve().parents[3] / "experiments" / "paper_numbers.yaml"
+PAPER_NUMBERS = Path(__file__).resolve().parents[1] / "paper_numbers.yaml"  # links to experiments/paper_numbers.yaml
 OFFICIAL_SOURCE = {"cifar10": "official", "cifar100": "official", "imagenet": "image-folder"}
 
 
