@@ -5,16 +5,14 @@
 2. its archive (`cifar-10-python.tar.gz` / `cifar-100-python.tar.gz`), checked and extracted next to it;
 3. an image-folder tree `train/<class>/*` and `test/<class>/*` (PNG or JPEG, 32x32);
 4. nothing: with `download=True` the official archive is downloaded into `root`.
-Checksums (and the download URL) are torchvision's, so they live in one place.
+The official format (download, checksums, extraction, unpickling) is torchvision's `datasets.CIFAR10/100`; this
+module adds one message per failure, the image-folder reader, and the tensor cache.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import pickle
-import tarfile
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torchvision.datasets import CIFAR10, CIFAR100
-from torchvision.datasets.utils import check_integrity, download_url
+from torchvision.datasets.utils import check_integrity
 
 from resnet_repro.errors import DataError
 from resnet_repro.files import save_tensors
@@ -77,13 +75,14 @@ def load_cifar(name: str, root: str | Path, download: bool = False, cache_dir: s
     if batches.is_dir():
         kind, files = "official-batches", _official_files(official, batches)
     elif archive.is_file():
-        _extract(official, archive, root)
+        _check_archive(official, archive)
+        _torchvision_fetch(official, root)  # extracts the verified archive; no download
         kind, files = "official-archive", _official_files(official, batches)
     elif (root / "train").is_dir() and (root / "test").is_dir():
         kind, files = "image-folder", sorted(p for p in (root / "train").rglob("*") if p.is_file())
         files += sorted(p for p in (root / "test").rglob("*") if p.is_file())
     elif download:
-        _download(official, root)
+        _torchvision_fetch(official, root)
         kind, files = "official-archive", _official_files(official, batches)
     else:
         raise DataError(_missing_message(name, root, official))
@@ -96,7 +95,7 @@ def load_cifar(name: str, root: str | Path, download: bool = False, cache_dir: s
             return CifarArrays(**{**torch.load(cache_file, weights_only=True), "kind": kind})
         except Exception as err:  # a damaged cache is rebuilt, never trusted
             log.warning("ignoring unreadable cache %s (%s); decoding again", cache_file, err)
-    arrays = _read_official(official, batches) if layout == "official" else _read_folder(root, NUM_CLASSES[name])
+    arrays = _read_official(official, root) if layout == "official" else _read_folder(root, NUM_CLASSES[name])
     arrays.kind = kind
     arrays.fingerprint = array_fingerprint(
         arrays.train_images, arrays.train_labels, arrays.test_images, arrays.test_labels
@@ -137,32 +136,25 @@ def _official_files(official: type[CIFAR10], batches: Path) -> list[Path]:
     return files
 
 
-def _extract(official: type[CIFAR10], archive: Path, root: Path) -> None:
-    """Check the archive's md5, then extract it into a temporary folder and rename it into place."""
+def _check_archive(official: type[CIFAR10], archive: Path) -> None:
+    """An archive that is there but damaged gets its own message (torchvision would try to download it again)."""
     if not check_integrity(str(archive), official.tgz_md5):
         raise DataError(
             f"{archive} is corrupt or truncated (md5 mismatch with the official release); download it "
             f"again from {official.url}. Nothing was deleted."
         )
-    with tempfile.TemporaryDirectory(dir=root, prefix=".extract-") as tmp:
-        try:
-            with tarfile.open(archive, "r:gz") as tar:
-                tar.extractall(tmp, filter="data")
-        except (tarfile.TarError, OSError, EOFError) as err:
-            raise DataError(f"{archive} could not be extracted ({err}); download it again from {official.url}") from err
-        (Path(tmp) / official.base_folder).rename(root / official.base_folder)
 
 
-def _download(official: type[CIFAR10], root: Path) -> None:
+def _torchvision_fetch(official: type[CIFAR10], root: Path) -> None:
+    """torchvision's download=True: download the archive unless a verified one is there, then extract it."""
     root.mkdir(parents=True, exist_ok=True)
     try:
-        download_url(official.url, str(root), official.filename, official.tgz_md5)
+        official(str(root), train=True, download=True)
     except Exception as err:
         raise DataError(
-            f"could not download {official.url} into {root} ({type(err).__name__}: {err}). Without "
+            f"could not download or extract {official.url} into {root} ({type(err).__name__}: {err}). Without "
             f"network access, copy {official.filename} into {root} or point data.root at a copy."
         ) from err
-    _extract(official, root / official.filename, root)
 
 
 def _fingerprint(files: list[Path]) -> str:
@@ -174,23 +166,18 @@ def _fingerprint(files: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def _read_official(official: type[CIFAR10], batches: Path) -> CifarArrays:
-    label_key = "labels" if official is CIFAR10 else "fine_labels"
-
-    def read(entries: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
-        images, labels = [], []
-        for filename, _ in entries:
-            with open(batches / filename, "rb") as f:
-                entry = pickle.load(f, encoding="latin1")
-            images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.extend(entry[label_key])
-        return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.int64)
-
-    with open(batches / official.meta["filename"], "rb") as f:
-        classes = list(pickle.load(f, encoding="latin1")[official.meta["key"]])
-    train_images, train_labels = read(official.train_list)
-    test_images, test_labels = read(official.test_list)
-    return CifarArrays(train_images, train_labels, test_images, test_labels, classes, str(batches))
+def _read_official(official: type[CIFAR10], root: Path) -> CifarArrays:
+    """The official batches under `root`, checked and unpickled by torchvision ((N, 32, 32, 3) uint8, labels)."""
+    splits = [official(str(root), train=train, download=False) for train in (True, False)]
+    tensors = [
+        tensor
+        for split in splits
+        for tensor in (
+            torch.from_numpy(split.data).permute(0, 3, 1, 2).contiguous(),  # (N, 32, 32, 3) -> (N, 3, 32, 32)
+            torch.tensor(split.targets, dtype=torch.int64),
+        )
+    ]
+    return CifarArrays(*tensors, list(splits[0].classes), str(root / official.base_folder))
 
 
 def _read_folder(root: Path, num_classes: int) -> CifarArrays:
