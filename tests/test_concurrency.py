@@ -139,11 +139,18 @@ def test_resume_by_another_commit_records_two_segments(tiny_cifar: Path, tmp_pat
     results.json has a segment per commit and the report marks the run. A commit that changes the recipe (a config
     default) is refused, naming the key."""
     code = tmp_path / "code"
-    shutil.copytree(REPO / "src", code / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    shutil.copytree(
+        REPO / "src", code / "src", symlinks=True, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__")
+    )  # src/resnet_repro/conf stays a link to the copy's conf/
     shutil.copytree(REPO / "conf", code / "conf")
     subprocess.run(["git", "init", "-q", str(code)], check=True)
     old = commit_copy(code, "first")
     env = {"PYTHONPATH": str(code / "src")}
+
+    def run_copy(args: list[str]) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "resnet_repro.train", *args]
+        return subprocess.run(command, env={**os.environ, **env}, cwd=tmp_path, capture_output=True, text=True)
+
     run_dir = tmp_path / "sweep" / "run"
     args = [*RUN, f"data.root={tiny_cifar}", "trainer.max_steps=408", f"hydra.run.dir={run_dir}"]
     proc = start(args, env=env, cwd=tmp_path)
@@ -156,25 +163,13 @@ def test_resume_by_another_commit_records_two_segments(tiny_cifar: Path, tmp_pat
     text = optim.read_text()
     optim.write_text(text.replace("momentum: 0.9", "momentum: 0.8"))
     commit_copy(code, "a new default")
-    refused = subprocess.run(
-        [sys.executable, "-m", "resnet_repro.train", *args],
-        env={**os.environ, **env},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    refused = run_copy(args)
     assert refused.returncode == 2
     assert "optim.momentum (recorded 0.9, asked 0.8)" in refused.stderr
 
     optim.write_text(text)
     new = commit_copy(code, "the same recipe again")
-    resumed = subprocess.run(
-        [sys.executable, "-m", "resnet_repro.train", *args],
-        env={**os.environ, **env},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    resumed = run_copy(args)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     segments = json.loads((run_dir / "results.json").read_text())["segments"]
     assert [(s["steps"], s["commit"]) for s in segments] == [([0, at], old), ([at, 408], new)]

@@ -12,11 +12,12 @@ from resnet_repro.weights import WeightsError, describe, load_record, read_weigh
 
 
 def with_weights(arch: str, kwargs: dict[str, Any], weights: str | Path | None, which: str) -> nn.Module:
-    """A fresh network of `arch`, or the one `weights` record (checked against the arguments given)."""
-    if weights is None:
-        return (CifarResNet if arch == "CifarResNet" else ImageNetResNet)(**kwargs)
-    record = read_weights(weights, which)
+    """A fresh network of `arch` (arguments left None take the constructor's defaults), or the one `weights`
+    record, checked against the arguments given."""
     asked = {k: v for k, v in kwargs.items() if v is not None}
+    if weights is None:
+        return (CifarResNet if arch == "CifarResNet" else ImageNetResNet)(**asked)
+    record = read_weights(weights, which)
     clash = {k: v for k, v in asked.items() if k in record["kwargs"] and record["kwargs"][k] != v}
     if record["arch"] != arch or clash:
         raise WeightsError(f"{weights} holds {describe(record)}, not what was asked ({arch}, {asked})")
@@ -33,8 +34,6 @@ def cifar_resnet(
 ) -> nn.Module:
     """A CIFAR network of Sec. 4.2 (ResNet-20 with option A unless told); with `weights`, trained and in eval mode."""
     kwargs = {"depth": depth, "residual": residual, "shortcut": shortcut, "num_classes": num_classes}
-    if weights is None:
-        kwargs = {k: v for k, v in kwargs.items() if v is not None}
     return with_weights("CifarResNet", kwargs, weights, which)
 
 
@@ -48,13 +47,5 @@ def imagenet_resnet(
     which: str = "best",
 ) -> nn.Module:
     """An ImageNet network of Table 1 (ResNet-50, option B unless told); with `weights`, trained and in eval mode."""
-    kwargs = {
-        "depth": depth,
-        "residual": residual,
-        "shortcut": shortcut,
-        "num_classes": num_classes,
-        "stride_in_1x1": stride_in_1x1,
-    }
-    if weights is None:
-        kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    return with_weights("ImageNetResNet", kwargs, weights, which)
+    kwargs = {"depth": depth, "residual": residual, "shortcut": shortcut, "num_classes": num_classes}
+    return with_weights("ImageNetResNet", {**kwargs, "stride_in_1x1": stride_in_1x1}, weights, which)
