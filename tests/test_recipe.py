@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from resnet_repro.data import CifarDataModule
 from resnet_repro.errors import ConfigError
-from resnet_repro.recipe import NOT_RECIPE, is_recipe_key
+from resnet_repro.recipe import NOT_RECIPE, is_recipe_key, make_recipe
 from resnet_repro.train import CONFIG_DIR
 from tests.helpers import TINY, compose_config, run_cli
 
@@ -99,6 +99,18 @@ def test_directory_name_exclusions_are_never_recipe_keys() -> None:
         assert not is_recipe_key(key), key
     assert not is_recipe_key("seed") and is_recipe_key("trainer.precision") and is_recipe_key("data.batch_size")
     assert "data.root" in NOT_RECIPE and is_recipe_key("data.fingerprint") and is_recipe_key("optim.warmup_window")
+
+
+def test_options_of_a_feature_that_is_off_are_not_recipe() -> None:
+    """The warm-up's window and threshold change ResNet-110's recipe, not ResNet-20's (which has no warm-up)."""
+
+    def recipe(overrides: list[str]) -> dict:
+        return make_recipe(compose_config(overrides), {"source": "official", "fingerprint": "x"})
+
+    assert "optim.warmup_window" not in recipe([]) and recipe([]) == recipe(["optim.warmup_window=100"])
+    resnet110 = recipe(["net=resnet110"])
+    assert resnet110["optim.warmup_lr"] == 0.01 and resnet110["optim.warmup_window"] == 391
+    assert resnet110 != recipe(["net=resnet110", "optim.warmup_window=100"])
 
 
 @pytest.fixture(scope="module")

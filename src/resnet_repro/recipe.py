@@ -2,10 +2,11 @@
 
 The recipe is the resolved config, flattened to dotted keys, without the keys in NOT_RECIPE (paths, device count,
 launcher, workers, logging and display, evaluation cadence, memory and speed options that leave the numbers as
-they are), plus what the data actually was (its source kind and a fingerprint of the decoded arrays). The seed is
-the only thing that varies inside a group of runs of one recipe. A run directory records its recipe in
-recipe.json before training starts; a later command that would put another recipe (or seed) there is refused
-with the keys that differ, and nothing in the directory is touched.
+they are) and without the options of a feature that is off (INERT_WHEN_OFF: the warm-up's threshold and window
+when there is no warm-up), plus what the data actually was (its source kind and a fingerprint of the decoded
+arrays). The seed is the only thing that varies inside a group of runs of one recipe. A run directory records its
+recipe in recipe.json before training starts; a later command that would put another recipe (or seed) there is
+refused with the keys that differ, and nothing in the directory is touched.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ NOT_RECIPE = (  # dotted keys (and everything under them) that do not change wha
 )
 
 
+# options of a feature that is off change nothing: {key: the keys it makes inert when its value is None}
+INERT_WHEN_OFF = {"optim.warmup_lr": ("optim.warmup_until_err", "optim.warmup_window")}
+
+
 class RecipeMismatchError(UserError):
     """A run directory that holds another recipe (or seed) than the one asked for."""
 
@@ -80,7 +85,8 @@ def make_recipe(cfg: DictConfig, data_identity: dict[str, Any]) -> dict[str, Any
     """The run's recipe: flat, sorted, JSON values; `data_identity` adds what the data was (data.source, ...)."""
     flat = flatten(OmegaConf.to_container(cfg, resolve=True))
     flat.update({f"data.{key}": value for key, value in data_identity.items()})
-    recipe = {key: flat[key] for key in sorted(flat) if is_recipe_key(key)}
+    inert = {k for switch, keys in INERT_WHEN_OFF.items() if switch in flat and flat[switch] is None for k in keys}
+    recipe = {key: flat[key] for key in sorted(flat) if is_recipe_key(key) and key not in inert}
     return json.loads(json.dumps(recipe))  # tuples -> lists, as read back from recipe.json
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,14 @@ class Run:
         """Who trained which steps (results.json; one per process, more when resumed)."""
         return self.results.get("segments") or []
 
+    @cached_property
+    def responses(self) -> dict[str, float] | None:
+        """Fig. 7: the response std of each 3x3 layer in network order (layer_responses.json), read once."""
+        return read_json(self.path / "layer_responses.json")
+
     def mean_response(self) -> float | None:
-        """Fig. 7: the mean over layers of the response std, from layer_responses.json."""
-        responses = read_json(self.path / "layer_responses.json")
-        return statistics.mean(responses.values()) if responses else None
+        """Fig. 7: the mean over layers of the response std."""
+        return statistics.mean(self.responses.values()) if self.responses else None
 
 
 @dataclass

@@ -17,6 +17,7 @@ from hydra import compose, initialize_config_dir
 
 from resnet_repro.recipe import make_recipe
 from resnet_repro.report.collect import Group
+from resnet_repro.train import CONFIG_DIR, VERSION_BASE  # the entry point's configs: the paper's recipe
 
 PAPER_NUMBERS = Path(__file__).resolve().parents[1] / "paper_numbers.yaml"  # links to experiments/paper_numbers.yaml
 OFFICIAL_SOURCE = {"cifar10": "official", "cifar100": "official", "imagenet": "image-folder"}
@@ -46,8 +47,6 @@ def reference_overrides(group: Group) -> tuple[str, ...] | None:
 
 @cache
 def reference_recipe(overrides: tuple[str, ...], dataset: str) -> dict[str, Any]:
-    from resnet_repro.train import CONFIG_DIR, VERSION_BASE  # the entry point's config location
-
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=VERSION_BASE):
         cfg = compose(config_name="train", overrides=list(overrides))
     return make_recipe(cfg, {"source": OFFICIAL_SOURCE[dataset]})

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from scipy import stats as scipy_stats  # noqa: E402
 
 from resnet_repro.errors import UserError  # noqa: E402
-from resnet_repro.files import atomic_write, interrupted_writes, read_json, write_json  # noqa: E402
+from resnet_repro.files import atomic_write, interrupted_writes, write_json  # noqa: E402
 from resnet_repro.provenance import changed_across  # noqa: E402
 from resnet_repro.recipe import fingerprint  # noqa: E402
 from resnet_repro.report import claims, stats  # noqa: E402
@@ -333,9 +333,8 @@ def plot_fig7(groups: list[Group], path: Path) -> bool:
     by_label: dict[str, list[list[float]]] = defaultdict(list)
     for group in groups:
         for run in group.runs:
-            responses = read_json(run.path / "layer_responses.json")
-            if responses:
-                by_label[group.label].append(list(responses.values()))
+            if run.responses:
+                by_label[group.label].append(list(run.responses.values()))
     if not by_label:
         return False
     fig, axes = plt.subplots(2, 1, figsize=(10, 7))
