@@ -73,9 +73,9 @@ def test_same_run_started_twice_trains_once(real_cifar: Path, tmp_path: Path) ->
         "model.depth=8",
         "data.batch_size=32",
         "data.eval_batch_size=1000",
-        "trainer.max_steps=60",
-        "trainer.val_check_interval=30",
-        "optim.milestones=[40,50]",
+        "trainer.max_steps=600",  # long enough (tens of seconds) to still be training when the report is written
+        "trainer.val_check_interval=300",
+        "optim.milestones=[400,500]",
         "trainer.deterministic=true",
         "progress_bar=false",
     ]
@@ -88,8 +88,8 @@ def test_same_run_started_twice_trains_once(real_cifar: Path, tmp_path: Path) ->
     assert f"is held by another process (host {os.uname().nodename}, pid {first.pid}, since" in second.stderr
     assert "Traceback" not in second.stderr and "resuming" not in second.stdout + second.stderr
     report = write_report([tmp_path / "sweep"], tmp_path / "report").read_text()
-    if holder(run_dir) is not None:  # still training: the report names the holder
-        assert f"`{run_dir}`: held by another process (host {os.uname().nodename}, pid {first.pid}" in report
+    assert first.poll() is None, "the first command ended before the report: lengthen its run"
+    assert f"`{run_dir}`: held by another process (host {os.uname().nodename}, pid {first.pid}" in report
 
     assert first.wait(timeout=600) == 0, first.communicate()[0][-3000:]
     alone = run_cli([*args, f"hydra.run.dir={tmp_path / 'alone'}"])
@@ -284,3 +284,26 @@ def test_failed_report_write_keeps_the_previous_one(
     assert [m for m in caplog.messages if "interrupted" in m] == [f"{line}; the previous version is intact"]
     assert f"- {line}" in (out / "report.md").read_text()
     assert not list(out.glob("*.tmp"))
+
+
+def test_failed_export_write_keeps_the_previous_one(
+    tiny_cifar: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    from resnet_repro.export import main as export_main
+
+    run_dir = tmp_path / "run"
+    assert run_cli([*RUN, f"data.root={tiny_cifar}", f"hydra.run.dir={run_dir}"]).returncode == 0
+    out = tmp_path / "net.pt"
+    export_main([str(run_dir), "--which", "last", "--out", str(out)])
+    before = out.read_bytes()
+    capfd.readouterr()
+    with monkeypatch.context() as patch:
+        fail_part_way(patch, "net.pt")
+        with pytest.raises(SystemExit) as exit_info:
+            export_main([str(run_dir), "--which", "best", "--out", str(out)])
+    assert exit_info.value.code == 2
+    assert error_lines(capfd.readouterr().err) == [
+        f"error: could not write {out} (No space left on device); its previous version is intact. "
+        "Free space or fix permissions, then rerun"
+    ]
+    assert out.read_bytes() == before and not list(tmp_path.glob("*.tmp"))
