@@ -25,12 +25,12 @@ test-fast: install  ## the suite without the tests marked slow
 	$(PY) -m pytest -m "not slow"
 
 lint: install
-	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks hubconf.py
+	$(PY) -m ruff format --check src tests benchmarks hubconf.py
 
 format: install
-	$(PY) -m ruff check --fix src tests benchmarks
-	$(PY) -m ruff format src tests benchmarks
+	$(PY) -m ruff check --fix src tests benchmarks hubconf.py
+	$(PY) -m ruff format src tests benchmarks hubconf.py
 
 # A sweep, then its report: bad input stops the sweep with exit 2 (no report); a sweep in which a run failed or
 # diverged still gets its report, and make then exits with the sweep's non-zero code.
