@@ -62,7 +62,7 @@ def segment(from_step: int) -> dict[str, Any]:
         "host": socket.gethostname(),
         "cpu": info["cpu"],
         "gpu": info.get("gpu"),
-        "torch": str(torch.__version__),  # a TorchVersion would not load with weights_only=True
+        "torch": info["torch"],
         "lightning": pl.__version__,
         "python": platform.python_version(),
         "pid": os.getpid(),

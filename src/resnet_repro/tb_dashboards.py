@@ -56,8 +56,7 @@ def write_board(
     """Write the sweep board into `out`/tb: `figures` (PNG files) as images, `curves` ({fig6_tag: points}) as
     scalars, and a custom-scalars layout with one chart per dataset and family. Returns the board's folder."""
     board = out / BOARD
-    for old in board.glob("events.out.tfevents.*"):  # the board is rewritten with the report
-        old.unlink()
+    earlier = list(board.glob("events.out.tfevents.*"))  # replaced once the new board is written
     with SummaryWriter(str(board)) as writer:
         for figure in figures:
             with Image.open(figure) as image:
@@ -73,4 +72,6 @@ def write_board(
                 for dataset in datasets
             }
         )
+    for old in earlier:
+        old.unlink()
     return board

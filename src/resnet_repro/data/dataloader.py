@@ -17,6 +17,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from resnet_repro.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 
 def check_batch_sizes(batch_size: int, eval_batch_size: int) -> None:
     for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
@@ -33,9 +35,6 @@ def per_device_batch(batch_size: int, world_size: int) -> int:
             f"choose a batch size divisible by {world_size}",
         )
     return batch_size // world_size
-
-
-log = logging.getLogger(__name__)
 
 
 class EpochShuffle(Sampler[int]):

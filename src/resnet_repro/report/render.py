@@ -56,7 +56,12 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
     done = sum(r.status == "completed" for r in runs)
     lines += [f"{done} of {len(runs)} runs completed, in {len(groups)} recipes. Errors are percent.", ""]
     lines += scorecard_table(results, floor_lines)
-    curves = {run.path: read_scalars(run.path, ["train/err", "test/err"]) for g in groups for run in g.runs}
+    curves = {  # Fig. 6's curves, for the CIFAR runs (ImageNet has no Fig. 6)
+        run.path: read_scalars(run.path, ["train/err", "test/err"])
+        for g in groups
+        if g.dataset != "imagenet"
+        for run in g.runs
+    }
     figures: list[Path] = []
     for name, dataset_groups in datasets.items():
         lines += dataset_section(name, dataset_groups, settings[name], out, curves, figures)
