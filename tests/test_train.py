@@ -49,6 +49,18 @@ def test_cifar_run_records_everything(tiny_cifar: Path, tmp_path: Path) -> None:
         assert tag in logged, tag
     assert [s for s, _ in logged["train/err"]] == [4, 8, 12, 16, 20, 24]  # against the iteration number
     assert (tmp_path / "tb" / "hparams.yaml").is_file()
+    # train_err is the mean over the final epoch (350 images / 16 = 21 iterations: 4..24), not the last log_every
+    # window: the logged windows of iterations 5..24 plus iteration 4 alone, a 16-image batch's error
+    assert results["metrics"]["train_window"] == 21
+    windows = dict(logged["train/err"])
+    iteration_4 = 21 * results["metrics"]["train_err"] - 4 * sum(windows[s] for s in (8, 12, 16, 20, 24))
+    assert 0 <= iteration_4 <= 100 and iteration_4 / 6.25 == pytest.approx(round(iteration_4 / 6.25), abs=1e-3)
+    # Sec. 4.1: gradient norms of every 3x3 layer's response, in TensorBoard every log_every iterations and averaged
+    gradients = json.loads((tmp_path / "gradient_norms.json").read_text())
+    assert list(gradients) == list(responses) and all(v > 0 for v in gradients.values())
+    assert [s for s, _ in logged["gradients/layer1.0.bn1"]] == [4, 8, 12, 16, 20, 24]
+    mean = sum(v for _, v in logged["gradients/layer1.0.bn1"]) / 6
+    assert gradients["layer1.0.bn1"] == pytest.approx(mean, rel=1e-5)
 
 
 def test_imagenet_family_trains(tiny_imagenet: Path, tmp_path: Path) -> None:

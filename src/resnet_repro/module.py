@@ -52,6 +52,9 @@ class ResNetModule(pl.LightningModule):
         self.forward_fn = torch.compile(self.model) if compile else self.model
         self.eval_names = list(eval_names)
         self.train_err, self.train_loss = MeanMetric(), MeanMetric()
+        # the run's training error: the mean over its final epoch (Fig. 6's curves), whatever log_every is
+        self.final_err, self.final_loss = MeanMetric(), MeanMetric()
+        self.final_from: int | None = None  # the first iteration of the final epoch, set when training starts
         # training error (%) of each of the last warmup_window iterations, a ring buffer kept on the device
         self.register_buffer("warmup_errors", torch.full((warmup_window,), float("nan")))
         names = dict.fromkeys([*self.eval_names, "test"])  # validation loaders, then the final test pass
@@ -62,10 +65,7 @@ class ResNetModule(pl.LightningModule):
         self.eval_err, self.eval_loss = per_loader(), per_loader()
         self.eval_err5 = per_loader() if top5 else None
         self.register_buffer("first_bad_step", torch.tensor(-1), persistent=False)
-        self.last_train: dict[str, float] = {}  # the last logged train/err and train/loss
-        self.run_identity: dict | None = (
-            None  # the run's recipe, fingerprint and seed (recipe.py), saved in checkpoints
-        )
+        self.run_identity: dict | None = None  # the run's recipe, fingerprint and seed (recipe.py), in checkpoints
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_fn(x)
@@ -73,6 +73,29 @@ class ResNetModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.run_identity is not None:
             checkpoint["run_identity"] = self.run_identity
+        checkpoint["final_epoch"] = {  # a resume inside the final epoch keeps what it had accumulated
+            name: {"mean_value": metric.mean_value, "weight": metric.weight}
+            for name, metric in (("err", self.final_err), ("loss", self.final_loss))
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        for name, state in checkpoint.get("final_epoch", {}).items():
+            metric = self.final_err if name == "err" else self.final_loss
+            metric.mean_value, metric.weight = state["mean_value"].to(self.device), state["weight"].to(self.device)
+
+    def on_train_start(self) -> None:
+        window = min(self.trainer.num_training_batches, self.trainer.max_steps)  # an epoch, or the whole run
+        self.final_from = self.trainer.max_steps - int(window)
+
+    def final_train(self) -> dict[str, float]:
+        """train_err and train_loss: the means over the final epoch of training (the last `train_window`
+        iterations, augmented batches in train mode, as Fig. 6's training curves), independent of log_every."""
+        window = self.trainer.max_steps - (self.final_from or 0)
+        return {
+            "train_err": self.final_err.compute().item(),
+            "train_loss": self.final_loss.compute().item(),
+            "train_window": float(window),
+        }
 
     # --- optimization (Sec. 4.2 / 3.4) ---
     def configure_optimizers(self) -> dict:
@@ -97,6 +120,9 @@ class ResNetModule(pl.LightningModule):
         wrong = (logits.argmax(1) != y).float() * 100  # percent error, the paper's unit
         self.train_err.update(wrong)
         self.train_loss.update(loss.detach())
+        if self.final_from is not None and self.global_step >= self.final_from:
+            self.final_err.update(wrong)
+            self.final_loss.update(loss.detach())
         bad = ~torch.isfinite(loss.detach())
         self.first_bad_step = torch.where(bad & (self.first_bad_step < 0), self.global_step, self.first_bad_step)
         if self.schedule().warming_up:
@@ -128,7 +154,6 @@ class ResNetModule(pl.LightningModule):
             "train/loss": self.train_loss.compute().item(),
             "lr": self.optimizers().param_groups[0]["lr"],
         }
-        self.last_train = {"err": values["train/err"], "loss": values["train/loss"]}
         self.train_err.reset()
         self.train_loss.reset()
         if self.logger is not None:

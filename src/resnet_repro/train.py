@@ -29,7 +29,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from resnet_repro.analysis import record_responses
+from resnet_repro.analysis import GradientNorms, record_responses
 from resnet_repro.callbacks import AtomicCheckpointIO, ProgressLog, RunSummary, Segments
 from resnet_repro.checks import validate
 from resnet_repro.data.dataloader import per_device_batch
@@ -126,7 +126,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         dirpath=out_dir / "checkpoints",
         monitor=cfg.callbacks.checkpoint.monitor if "val" in datamodule.eval_names() else None,
     )
-    callbacks = [summary, segments, checkpoints]
+    callbacks = [summary, segments, checkpoints, GradientNorms(cfg.log_every)]
     if cfg.progress_bar:
         callbacks.append(hydra.utils.instantiate(cfg.callbacks.progress_bar))
     else:
@@ -206,10 +206,12 @@ def fit_and_test(
     with record_responses(module.model) as responses:  # Fig. 7, gathered during the final test pass
         test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     metrics.update({k.replace("/", "_"): v for k, v in test.items()})
-    metrics.update({f"train_{k}": v for k, v in module.last_train.items()})
+    metrics.update(module.final_train())
     metrics.update(best_val_err=summary.best_val_err, best_val_step=summary.best_val_step)
+    gradients = next(c for c in trainer.callbacks if isinstance(c, GradientNorms)).norms()
     if trainer.is_global_zero:
         write_json(out_dir / "layer_responses.json", responses)
+        write_json(out_dir / "gradient_norms.json", gradients)
     for i, std in enumerate(responses.values()):
         trainer.logger.experiment.add_scalar("layer_responses/std", std, i)
     for i, std in enumerate(sorted(responses.values(), reverse=True)):
