@@ -10,7 +10,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from resnet_repro.train import CONFIG_DIR, VERSION_BASE
+from resnet_repro.config import CONFIG_DIR, VERSION_BASE
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,10 +12,10 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
+from resnet_repro.config import CONFIG_DIR
 from resnet_repro.data import CifarDataModule
 from resnet_repro.errors import ConfigError
 from resnet_repro.recipe import NOT_RECIPE, is_recipe_key, make_recipe
-from resnet_repro.train import CONFIG_DIR
 from tests.helpers import TINY, compose_config, run_cli
 
 CONF = Path(CONFIG_DIR)

@@ -32,6 +32,7 @@ from omegaconf.errors import OmegaConfBaseException
 from resnet_repro.analysis import GradientNorms, record_responses
 from resnet_repro.callbacks import AtomicCheckpointIO, ProgressLog, RunSummary, Segments
 from resnet_repro.checks import validate
+from resnet_repro.config import CONFIG_DIR, VERSION_BASE
 from resnet_repro.data.dataloader import per_device_batch
 from resnet_repro.errors import ConfigError, UserError
 from resnet_repro.files import interrupted_writes, read_json, write_json
@@ -44,8 +45,6 @@ from resnet_repro.tb_dashboards import run_hparams, run_metrics
 
 log = logging.getLogger(__name__)
 
-VERSION_BASE = "1.3"  # Hydra's version_base, in this one place
-CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # a link to the repository's conf/; a copy when installed
 RESULTS = "results.json"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -9,13 +10,31 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from resnet_repro.config import net_keys
 from resnet_repro.files import read_json
 from resnet_repro.lock import describe, holder
 from resnet_repro.recipe import RECIPE, fingerprint, flatten, is_recipe_key
 
-# recipe keys that name the network; the rest of a recipe is its setting (data, schedule, precision, ...)
-NET_KEYS = ("model._target_", "model.depth", "model.residual", "model.shortcut", "optim.warmup_lr")
 DATASET_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet": "ImageNet"}
+
+
+@dataclass(frozen=True)
+class Net:
+    """What a claim or a figure calls a network: its family, depth, plain or residual, and shortcut option."""
+
+    family: str  # "cifar" (32x32, Sec. 4.2) or "imagenet" (Table 1)
+    depth: int
+    residual: bool
+    shortcut: str
+
+    @property
+    def label(self) -> str:
+        """plain-56, ResNet-56, ResNet-56-B (CIFAR's default is A), ResNet-34-A (ImageNet names every option)."""
+        if not self.residual:
+            return f"plain-{self.depth}"
+        default = "A" if self.family == "cifar" else "B"
+        named = self.shortcut != default or (self.family == "imagenet" and self.depth == 34)
+        return f"ResNet-{self.depth}-{self.shortcut}" if named else f"ResNet-{self.depth}"
 
 
 @dataclass
@@ -46,9 +65,22 @@ class Run:
         """Fig. 7: the response std of each 3x3 layer in network order (layer_responses.json), read once."""
         return read_json(self.path / "layer_responses.json")
 
-    def mean_response(self) -> float | None:
-        """Fig. 7: the mean over layers of the response std."""
-        return statistics.mean(self.responses.values()) if self.responses else None
+    @cached_property
+    def gradients(self) -> dict[str, float] | None:
+        """Sec. 4.1: the mean gradient norm at each 3x3 layer's response in network order (gradient_norms.json)."""
+        return read_json(self.path / "gradient_norms.json")
+
+    def value(self, metric: str) -> float | None:
+        """A number of this run: a recorded metric (test_err, train_err, ...) or one derived from its layers:
+        `response` (Fig. 7: the mean over layers of the response std) and `gradient_decay` (Sec. 4.1: log10 of
+        the gradient norm at the first 3x3 layer over that at the last; -1 is a tenfold decay toward the input)."""
+        if metric == "response":
+            return statistics.mean(self.responses.values()) if self.responses else None
+        if metric == "gradient_decay":
+            norms = list((self.gradients or {}).values())
+            return math.log10(norms[0] / norms[-1]) if len(norms) >= 2 and norms[0] > 0 and norms[-1] > 0 else None
+        value = self.metrics.get(metric)
+        return float(value) if value is not None else None
 
 
 @dataclass
@@ -68,39 +100,43 @@ class Group:
         return "imagenet" if str(self.recipe.get("model._target_", "")).endswith("ImageNetResNet") else "cifar"
 
     @property
+    def net(self) -> Net:
+        recipe = self.recipe
+        shortcut = str(recipe.get("model.shortcut", "A")).upper()
+        return Net(self.family, int(recipe.get("model.depth", 0)), bool(recipe.get("model.residual", True)), shortcut)
+
+    @property
     def depth(self) -> int:
-        return int(self.recipe.get("model.depth", 0))
+        return self.net.depth
 
     @property
     def residual(self) -> bool:
-        return bool(self.recipe.get("model.residual", True))
+        return self.net.residual
 
     @property
     def shortcut(self) -> str:
-        return str(self.recipe.get("model.shortcut", "A")).upper()
+        return self.net.shortcut
 
     @property
     def label(self) -> str:
-        """plain-56, ResNet-56, ResNet-56-B (CIFAR's default is A), ResNet-34-A (ImageNet names every option)."""
-        if not self.residual:
-            return f"plain-{self.depth}"
-        default = "A" if self.family == "cifar" else "B"
-        named = self.shortcut != default or (self.family == "imagenet" and self.depth == 34)
-        return f"ResNet-{self.depth}-{self.shortcut}" if named else f"ResNet-{self.depth}"
+        return self.net.label
+
+    @property
+    def net_recipe(self) -> dict[str, Any]:
+        """The recipe keys that name the network (config.net_keys: its model and its warm-up)."""
+        return {k: v for k, v in self.recipe.items() if k in net_keys()}
 
     @property
     def setting(self) -> dict[str, Any]:
         """The recipe without the keys that name the network: groups that share it differ only in the net."""
-        return {k: v for k, v in self.recipe.items() if k not in NET_KEYS}
+        return {k: v for k, v in self.recipe.items() if k not in net_keys()}
 
     def values(self, metric: str) -> list[float]:
-        return [run.metrics[metric] for run in self.runs if run.metrics.get(metric) is not None]
+        """`metric` of every run of the group that has it (Run.value)."""
+        return [value for run in self.runs if (value := run.value(metric)) is not None]
 
     def by_seed(self, metric: str) -> dict[int, float]:
-        return {run.seed: run.metrics[metric] for run in self.runs if run.metrics.get(metric) is not None}
-
-    def responses(self) -> list[float]:
-        return [r for r in (run.mean_response() for run in self.runs) if r is not None]
+        return {run.seed: value for run in self.runs if (value := run.value(metric)) is not None}
 
 
 def find_runs(sweeps: list[Path]) -> list[Run]:

@@ -15,9 +15,9 @@ from typing import Any
 import yaml
 from hydra import compose, initialize_config_dir
 
+from resnet_repro.config import CONFIG_DIR, VERSION_BASE  # the entry point's configs: the paper's recipe
 from resnet_repro.recipe import make_recipe
 from resnet_repro.report.collect import Group
-from resnet_repro.train import CONFIG_DIR, VERSION_BASE  # the entry point's configs: the paper's recipe
 
 PAPER_NUMBERS = Path(__file__).resolve().parents[1] / "paper_numbers.yaml"  # links to experiments/paper_numbers.yaml
 OFFICIAL_SOURCE = {"cifar10": "official", "cifar100": "official", "imagenet": "image-folder"}
@@ -95,8 +95,11 @@ def paper_result(group: Group) -> dict[str, float] | None:
     if group.family == "cifar":
         kind = "resnet" if group.residual else "plain"
         out = {"test_err": numbers["cifar10"]["test_err"][kind][group.depth]}
+        if kind in numbers["cifar10"]["read_off_figure"]:  # Fig. 6's curves, read to a stated precision
+            out["read_precision"] = numbers["cifar10"]["read_off_figure"][kind]
         if group.residual and group.depth == 110:  # Table 6: best of 5 runs, and their mean +- std
             out["test_err_mean"], out["test_err_std"] = numbers["cifar10"]["resnet110_mean_std"]
+            out["runs"] = numbers["cifar10"]["resnet110_runs"]
         return out
     table2 = numbers["imagenet"]["table2_top1"]
     name = f"{'resnet' if group.residual else 'plain'}{group.depth}"
