@@ -1,10 +1,12 @@
 """Lightning callbacks and plugins of a run: its summary (speed, best val error), its segments (which code and
-machine trained which steps), a progress log line for runs without a progress bar, and atomic checkpoints."""
+machine trained which steps), a progress log line for runs without a progress bar, the check that the run is
+still held, and atomic checkpoints."""
 
 from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -12,6 +14,7 @@ import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from resnet_repro.files import atomic_write
+from resnet_repro.lock import check_held
 from resnet_repro.provenance import segment
 
 log = logging.getLogger(__name__)
@@ -22,6 +25,24 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+class StillHeld(pl.Callback):
+    """Stops the run (LockLost) when its `.lock` was deleted or replaced: checked every `every` iterations and
+    before each checkpoint is written, so a process that lost the run writes nothing more there."""
+
+    def __init__(self, run_dir: Path, every: int) -> None:
+        self.run_dir, self.every = run_dir, every
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        if trainer.global_step % self.every == 0 and trainer.is_global_zero:
+            check_held(self.run_dir)
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        if trainer.is_global_zero:
+            check_held(self.run_dir)
 
 
 class RunSummary(pl.Callback):

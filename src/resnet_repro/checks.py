@@ -42,3 +42,14 @@ def validate(cfg: DictConfig, explicit_model: bool = False) -> None:
             f"matching data (for ImageNet nets: data=imagenet optim=sgd_imagenet, or experiment=imagenet_table3) or "
             f"a net of the data's family, or name model= on the command line to train this pairing anyway",
         )
+
+
+def check_train_size(train_images: int | None, batch_size: int) -> None:
+    """Refuse a training set smaller than one global batch: batches are full (drop_last), so it would train on
+    nothing. `train_images` None: the data module does not know its size before training."""
+    if train_images is not None and train_images < batch_size:
+        raise ConfigError(
+            "data.batch_size",
+            f"the training set has {train_images} images, fewer than one batch of {batch_size}: a run would train "
+            "on nothing. Use more training images (data.train_size, data.val_size) or a smaller data.batch_size",
+        )

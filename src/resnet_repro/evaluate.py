@@ -1,11 +1,12 @@
-"""`python -m resnet_repro.evaluate WEIGHTS --data ROOT`: the top-1 and top-5 error of trained weights on a split.
+"""`python -m resnet_repro.evaluate WEIGHTS [--data ROOT]`: the top-1 and top-5 error of trained weights on a split.
 
 WEIGHTS is a run directory (or a checkpoint in one), a file from `python -m resnet_repro.export`, or a torchvision
 ResNet state_dict (loaded into ImageNetResNet with torchvision's stride placement). The views are the paper's:
 CIFAR nets see the single 32x32 test image (Sec. 4.2); ImageNet nets the 224 center crop of the shorter-side-256
 image or the standard 10-crop testing, softmax averaged over the crops (Sec. 3.4). A run's data settings (the
 normalization and the split it was trained with) are taken from its recipe, so a run evaluated on its own data
-gives the test error it recorded. The result is printed and added to eval.json beside the weights (or --out).
+gives the test error it recorded; without --data, a run is evaluated on the data root it recorded. The result is
+printed and added to eval.json beside the weights (or --out).
 """
 
 from __future__ import annotations
@@ -89,9 +90,20 @@ def imagenet_loader(
     return loader, len(images)
 
 
+def recorded_root(weights: str | Path) -> Path:
+    """Where a run's data was (results.json: data.root, or the config's data.root), for `evaluate RUN` without
+    --data; a UserError when the weights are no run or the run did not record it."""
+    run_dir = run_dir_of(Path(weights))
+    results = (read_json(run_dir / "results.json") or {}) if run_dir is not None else {}
+    root = (results.get("data") or {}).get("root") or ((results.get("config") or {}).get("data") or {}).get("root")
+    if root is None:
+        raise UserError(f"--data is needed: {weights} does not record where its data was (give the dataset's root)")
+    return Path(root)
+
+
 def evaluate(
     weights: str | Path,
-    data_root: str | Path,
+    data_root: str | Path | None,
     dataset: str | None = None,
     split: str | None = None,
     views: str | None = None,
@@ -110,7 +122,7 @@ def evaluate(
     views = views or VIEWS[kind][-1]
     if views not in VIEWS[kind]:
         raise UserError(f"--views {views}: {kind.upper()} nets are tested with {' or '.join(VIEWS[kind])}")
-    root = Path(data_root).expanduser()
+    root = Path(data_root).expanduser() if data_root is not None else recorded_root(weights)
     if kind == "cifar":
         check_classes(record, f"{dataset} {split}", NUM_CLASSES[dataset])
         loader, images = cifar_loader(record, dataset, root, split, batch_size)
@@ -168,7 +180,9 @@ def record_eval(out: Path, result: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m resnet_repro.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("weights", type=Path, help="a run directory, an exported file or a torchvision state_dict")
-    parser.add_argument("--data", type=Path, required=True, help="the dataset's root (as data.root in training)")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="the dataset's root (as data.root in training; default: the run's)"
+    )
     parser.add_argument("--dataset", choices=(*NUM_CLASSES, "imagenet"), default=None, help="default: the run's")
     parser.add_argument("--split", choices=("test", "val"), default=None, help="default: test (CIFAR), val (ImageNet)")
     parser.add_argument("--views", choices=("single", "center-crop", "10-crop"), default=None)

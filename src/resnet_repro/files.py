@@ -1,12 +1,16 @@
-"""Atomic file writes: a temporary file in the same folder, then a rename. A write that fails part-way (a full
-disk, a lost permission) or a process killed mid-write leaves the file's previous version intact."""
+"""Files, read and written safely. Writes are atomic: a temporary file in the same folder, then a rename, so a
+write that fails part-way (a full disk, a lost permission) or a process killed mid-write leaves the file's previous
+version intact. Checkpoints are read as data (torch.load with weights_only=True): a file from someone else never
+runs code here."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
+import pickle
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +61,16 @@ def _umask() -> int:
     return mask
 
 
-def interrupted_writes(folder: Path, remove: bool) -> list[str]:
-    """One line for each temporary file under `folder` that a killed process left mid-write (removed when
-    `remove`: only a process that holds the folder may, since a live writer's file looks the same)."""
+def interrupted_writes(folder: Path, names: Iterable[str], remove: bool) -> list[str]:
+    """One line for each temporary file in `folder` (not below it) that a killed process left mid-write of a file
+    named by one of the glob patterns `names`: the caller's own files only (removed when `remove`: only a process
+    that holds the folder may, since a live writer's file looks the same)."""
     lines = []
-    for tmp in sorted(Path(folder).rglob(f".*{TMP_SUFFIX}")):
+    patterns = list(names)
+    for tmp in sorted(Path(folder).glob(f".*{TMP_SUFFIX}")):
         target = tmp.parent / tmp.name[1:].rsplit(".", 2)[0]
+        if not tmp.is_file() or tmp.is_symlink() or not any(fnmatch.fnmatch(target.name, p) for p in patterns):
+            continue
         done = "removed it" if remove else "left it"
         lines.append(
             f"an earlier write of {target} was interrupted ({tmp.name}, {tmp.stat().st_size} bytes); {done}; "
@@ -71,6 +79,66 @@ def interrupted_writes(folder: Path, remove: bool) -> list[str]:
         if remove:
             tmp.unlink(missing_ok=True)
     return lines
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be used: missing, unreadable, or holding more than tensors and plain data."""
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint (or any torch.save file) read as data: torch.load(weights_only=True), on the CPU.
+
+    Raises CheckpointError naming the file when it is missing, truncated or not a torch file, and when it holds
+    objects other than tensors and plain containers (a pickle payload): those are never unpickled, since
+    unpickling them could run code.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist (or is not a file)")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = next((line.strip() for line in str(err).splitlines() if "unsupported global" in line.lower()), None)
+        if found:  # a class or function to call on unpickling: what a payload needs, and no checkpoint has
+            raise CheckpointError(
+                f"{path} holds objects other than tensors and plain data ({found.rstrip('.')[:160]}); it was not "
+                "loaded, since unpickling them could run code. Use checkpoints written by resnet-repro"
+            ) from None
+        raise CheckpointError(f"{path} is not a readable checkpoint (its pickle is damaged or not torch's)") from None
+    except Exception as err:  # truncated, not a zip/pickle, unreadable
+        first = str(err).splitlines()[0][:160] if str(err) else ""
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__}: {first})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} holds a {type(data).__name__}, not a checkpoint (a dict)")
+    return data
+
+
+RUN_ENTRIES = (
+    ".lock",
+    "train.log",
+    "recipe.json",
+    "results.json",
+    "layer_responses.json",
+    "gradient_norms.json",
+    "eval.json",
+    "checkpoints",
+    "tb",
+    "export",
+)
+
+
+def refuse_links(run_dir: Path) -> None:
+    """Refuse a run directory in which one of the entries this project writes is a symbolic link: writing
+    through it would change a file elsewhere. Raises UserError naming the link; nothing is written."""
+    links = [run_dir / name for name in RUN_ENTRIES if (run_dir / name).is_symlink()]
+    links += (
+        [p for p in (run_dir / "checkpoints").glob("*") if p.is_symlink()] if (run_dir / "checkpoints").is_dir() else []
+    )
+    if links:
+        raise UserError(
+            f"{links[0]} is a symbolic link (to {os.readlink(links[0])}); a run directory holds only its own files, "
+            "so nothing was written: remove the link, or train in another output_root"
+        )
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -8,7 +8,9 @@ holds who took the lock (host, pid, since) for the message of whoever finds it h
 deleting a lock file while others may open it would let two processes hold two different files.
 
 `hold` takes the lock and, while it is held, copies the process's log to `<run>/train.log`: only the holder writes
-in the run directory.
+in the run directory. Neither `.lock` nor `train.log` is opened through a symbolic link. Deleting or replacing
+`.lock` under a running run would let a second process lock a new file; the holder checks that its file is still
+the one at `.lock` (same inode) every few iterations and before each write, and stops (LockLost) if not.
 """
 
 from __future__ import annotations
@@ -32,16 +34,34 @@ LOCK = ".lock"
 RUN_LOG = "train.log"
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # as conf/hydra/job_logging/console.yaml
 _OFD = hasattr(fcntl, "F_OFD_SETLK")  # Linux 3.15+
+_NO_LOCKS = {errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL}  # a filesystem without file locks
+_HELD: dict[Path, RunLock] = {}  # the run directories this process holds
 
 
 class RunHeldError(UserError):
     """The run directory is held by another process (that process trains it; this one leaves it alone)."""
 
-    def __init__(self, run_dir: Path, holder: dict[str, Any]) -> None:
+    def __init__(self, run_dir: Path, holder: dict[str, Any], message: str | None = None) -> None:
         self.run_dir, self.holder = run_dir, holder
         super().__init__(
-            f"{run_dir} is held by another process ({describe(holder)}), which is training it; nothing was "
+            message
+            or f"{run_dir} is held by another process ({describe(holder)}), which is training it; nothing was "
             f"changed there. Once that process ends, the same command resumes or skips the run"
+        )
+
+
+class LockLost(RunHeldError):  # noqa: N818
+    """This process's `.lock` was deleted or replaced while it held the run: another process may hold it now."""
+
+    def __init__(self, run_dir: Path) -> None:
+        path = Path(run_dir) / LOCK
+        holder = _read_holder(path) if path.is_file() and not path.is_symlink() else {}
+        super().__init__(
+            run_dir,
+            holder,
+            f"{path} was deleted or replaced while this process held the run (never delete a run's .lock: the "
+            f"kernel releases it when its process ends); this process stopped without writing more, since another "
+            f"process may hold the run now" + (f" ({describe(holder)})" if holder else ""),
         )
 
 
@@ -55,8 +75,9 @@ def _flock_struct(kind: int) -> bytes:
     return struct.pack("hhqqi4x", kind, os.SEEK_SET, 0, 0, 0)
 
 
-def _try_lock(fd: int) -> bool:
-    """Take the exclusive lock on `fd` without waiting; False when another open file holds it."""
+def _try_lock(fd: int, path: Path) -> bool:
+    """Take the exclusive lock on `fd` (the file `path`) without waiting; False when another open file holds it.
+    A filesystem without lock support is a UserError naming it."""
     try:
         if _OFD:
             fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _flock_struct(fcntl.F_WRLCK))
@@ -65,6 +86,11 @@ def _try_lock(fd: int) -> bool:
     except OSError as err:
         if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
             return False
+        if err.errno in _NO_LOCKS:
+            raise UserError(
+                f"cannot lock {path}: its filesystem does not support file locks ({os.strerror(err.errno)}); "
+                "train in an output_root on a local disk or a filesystem with locks (README: several processes)"
+            ) from None
         raise
     return True
 
@@ -82,15 +108,15 @@ def holder(run_dir: Path) -> dict[str, Any] | None:
     """
     path = Path(run_dir) / LOCK
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # none, or a symbolic link (no lock of this project's)
         return None
     try:
         if _OFD:
             answer = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, _flock_struct(fcntl.F_WRLCK))
             held = struct.unpack("hhqqi4x", answer)[0] != fcntl.F_UNLCK
         else:
-            held = not _try_lock(fd)
+            held = not _try_lock(fd, path)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
@@ -107,17 +133,40 @@ class RunLock:
     def acquire(self) -> None:
         """Take the lock, creating the directory and `.lock` when new; RunHeldError naming the holder if held."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        if not _try_lock(fd):
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise UserError(f"{self.path} is a symbolic link; remove it (nothing was written)") from None
+            raise
+        try:
+            held = not _try_lock(fd, self.path)
+        except BaseException:
+            os.close(fd)
+            raise
+        if held:
             os.close(fd)
             raise RunHeldError(self.path.parent, _read_holder(self.path))
         me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(me).encode(), 0)
         self._fd = fd
+        _HELD[self.path.parent.resolve()] = self
+
+    def still_held(self) -> bool:
+        """Whether `.lock` is still this lock's file (not deleted, not replaced by another file or a link)."""
+        if self._fd is None:
+            return False
+        try:
+            now = os.lstat(self.path)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(self._fd)
+        return (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino)
 
     def release(self) -> None:
         if self._fd is not None:
+            _HELD.pop(self.path.parent.resolve(), None)
             os.close(self._fd)  # closing the last descriptor of the open file drops its lock
             self._fd = None
 
@@ -129,6 +178,25 @@ class RunLock:
         self.release()
 
 
+def check_held(run_dir: Path) -> None:
+    """Raise LockLost when this process holds `run_dir` but its `.lock` was deleted or replaced; a directory this
+    process does not hold (a DDP rank other than 0) passes."""
+    lock = _HELD.get(Path(run_dir).resolve())
+    if lock is not None and not lock.still_held():
+        raise LockLost(run_dir)
+
+
+def _open_log(path: Path) -> logging.Handler:
+    """A log handler appending to `path`, never through a symbolic link."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise UserError(f"{path} is a symbolic link; remove it (nothing was written)") from None
+        raise
+    return logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
+
+
 @contextlib.contextmanager
 def hold(run_dir: Path, is_holder: bool = True) -> Iterator[None]:
     """Hold `run_dir` (RunHeldError when another process does) with the log copied to its train.log; a process
@@ -137,7 +205,7 @@ def hold(run_dir: Path, is_holder: bool = True) -> Iterator[None]:
         yield
         return
     with RunLock(run_dir):
-        handler = logging.FileHandler(Path(run_dir) / RUN_LOG)
+        handler = _open_log(Path(run_dir) / RUN_LOG)
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logging.getLogger().addHandler(handler)
         try:

@@ -30,6 +30,7 @@ from resnet_repro.lock import describe
 log = logging.getLogger(__name__)
 
 LEDGER_ENV = "RESNET_REPRO_SWEEP_LEDGER"
+_created: list[Path] = []  # the ledger this process made (on_multirun_start): the only one it may remove
 
 
 class SweepFailed(BaseException):  # noqa: N818 -- a BaseException: Hydra's launchers re-raise it untouched
@@ -63,6 +64,7 @@ class SweepProgress(Callback):
         total = count_jobs(config)
         write_json(ledger / "sweep.json", {"total": total, "sweep_dir": str(sweep_dir)})
         os.environ[LEDGER_ENV] = str(ledger)
+        _created.append(ledger)
         log.info("sweep of %d runs into %s", total, sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -85,20 +87,23 @@ class SweepProgress(Callback):
 
 
 def close_ledger() -> None:
-    """Remove this process's sweep ledger (at the end of a multirun, or when it stops early)."""
-    ledger = os.environ.pop(LEDGER_ENV, None)
-    if ledger is not None:
+    """Remove the sweep ledger this process created (at the end of a multirun, or when it stops early). A ledger
+    named by an inherited environment variable belongs to another process and is left alone."""
+    os.environ.pop(LEDGER_ENV, None)
+    while _created:
+        ledger = _created.pop()
         shutil.rmtree(ledger, ignore_errors=True)
         with contextlib.suppress(OSError):
-            Path(ledger).parent.rmdir()  # .sweeps/, when no other sweep is running
+            ledger.parent.rmdir()  # .sweeps/, when no other sweep is running
 
 
 def announce(
     job: int, event: str, run_dir: Path, status: str | None = None, holder: dict[str, Any] | None = None
 ) -> None:
-    """Log "run k of n <event>: <dir>" and, with a status, record the outcome (and a holder) in the sweep's ledger."""
+    """Log "run k of n <event>: <dir>" and, with a status, record the outcome (and a holder) in the sweep's ledger.
+    Only jobs of a multirun call it (a single run that inherited the variable writes in no one's ledger)."""
     ledger = os.environ.get(LEDGER_ENV)
-    if ledger is None:  # a single run
+    if ledger is None or not (Path(ledger) / "sweep.json").is_file():  # no sweep, or its ledger is gone
         return
     total = (read_json(Path(ledger) / "sweep.json") or {}).get("total", "?")
     shown = f"held by another process, {describe(holder)}" if holder else status

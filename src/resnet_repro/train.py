@@ -30,22 +30,30 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from resnet_repro.analysis import GradientNorms, record_responses
-from resnet_repro.callbacks import AtomicCheckpointIO, ProgressLog, RunSummary, Segments
-from resnet_repro.checks import validate
+from resnet_repro.callbacks import AtomicCheckpointIO, ProgressLog, RunSummary, Segments, StillHeld
+from resnet_repro.checks import check_train_size, validate
 from resnet_repro.config import CONFIG_DIR, VERSION_BASE
 from resnet_repro.data.dataloader import per_device_batch
 from resnet_repro.errors import ConfigError, UserError
-from resnet_repro.files import interrupted_writes, read_json, write_json
-from resnet_repro.lock import RunHeldError, hold
+from resnet_repro.files import (
+    CheckpointError,
+    interrupted_writes,
+    load_checkpoint,
+    read_json,
+    refuse_links,
+    write_json,
+)
+from resnet_repro.lock import RunHeldError, check_held, hold
 from resnet_repro.module import DivergedError, ResNetModule
 from resnet_repro.provenance import git_commit, machine
-from resnet_repro.recipe import check_identity, claim_run_dir, fingerprint, make_recipe
+from resnet_repro.recipe import RECIPE, check_identity, claim_run_dir, fingerprint, make_recipe
 from resnet_repro.sweep import StopSweep, SweepFailed, announce, close_ledger
 from resnet_repro.tb_dashboards import run_hparams, run_metrics
 
 log = logging.getLogger(__name__)
 
 RESULTS = "results.json"
+RUN_FILES = {".": (RECIPE, RESULTS, "layer_responses.json", "gradient_norms.json"), "checkpoints": ("*.ckpt",)}
 
 
 def short_name(name: str, limit: int = 120) -> str:
@@ -67,19 +75,29 @@ def command_overrides() -> list[str]:
         return []
 
 
-def usable_checkpoint(path: Path, identity: dict[str, Any]) -> Path | None:
-    """`path` if it loads and holds this run's recipe and seed; a truncated or corrupt leftover is renamed aside
-    (never deleted) and not trusted; a checkpoint of another recipe is refused (RecipeMismatchError)."""
-    if not path.is_file():
+def resume_checkpoint(out_dir: Path, ckpt_path: str | None, identity: dict[str, Any]) -> Path | None:
+    """The checkpoint to resume from, checked: it loads as data only (files.load_checkpoint: a pickle payload is
+    refused, never run) and holds this run's recipe and seed (RecipeMismatchError naming the keys otherwise).
+
+    `ckpt_path` None or "last": this run's checkpoints/last.ckpt when there is one; a truncated or corrupt one is
+    renamed aside (never deleted) and the run starts over. Any other `ckpt_path` is the user's file: missing,
+    unreadable or of another recipe, it is refused with one line and nothing is renamed.
+    """
+    explicit = ckpt_path not in (None, "last")
+    path = Path(ckpt_path).expanduser() if explicit else out_dir / "checkpoints" / "last.ckpt"
+    if not explicit and not path.is_file():
         return None
     try:
-        recorded = torch.load(path, map_location="cpu", weights_only=False).get("run_identity")
-    except Exception as err:
+        recorded = load_checkpoint(path).get("run_identity")
+    except CheckpointError as err:
+        if explicit or "could run code" in str(err):
+            raise
         aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
         path.rename(aside)
-        log.warning("checkpoint %s is unreadable (%s); moved to %s, training this run from the start", path, err, aside)
+        log.warning("%s; moved to %s, training this run from the start", err, aside)
         return None
     check_identity(path, recorded, identity)
+    log.info("resuming from %s", path)
     return path
 
 
@@ -108,6 +126,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     datamodule = instantiate(cfg.data, "data")
     model = instantiate(cfg.model, "model")
     datamodule.prepare_data()  # find, check and cache the data before anything is written
+    check_train_size(datamodule.provenance.get("train_images"), cfg.data.batch_size)
     module = ResNetModule(
         model,
         **OmegaConf.to_container(cfg.optim),
@@ -125,7 +144,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         dirpath=out_dir / "checkpoints",
         monitor=cfg.callbacks.checkpoint.monitor if "val" in datamodule.eval_names() else None,
     )
-    callbacks = [summary, segments, checkpoints, GradientNorms(cfg.log_every)]
+    callbacks = [summary, segments, checkpoints, GradientNorms(cfg.log_every), StillHeld(out_dir, cfg.log_every)]
     if cfg.progress_bar:
         callbacks.append(hydra.utils.instantiate(cfg.callbacks.progress_bar))
     else:
@@ -145,7 +164,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "step": 0,
         "metrics": {},
         **identity,
-        "data": datamodule.provenance,
+        "data": {**datamodule.provenance, "root": str(Path(cfg.data.root).expanduser().resolve())},
         "precision": str(trainer.precision),
         "batch": {
             "global": cfg.data.batch_size,
@@ -161,7 +180,10 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "machine": machine(),
         "segments": [],  # Segments fills it
     }
+    refuse_links(out_dir)  # nothing is written through a symbolic link
     claim_run_dir(out_dir, identity, {"overrides": overrides}, write=False)  # refused before anything is written
+    if cfg.ckpt_path not in (None, "last"):
+        resume_checkpoint(out_dir, cfg.ckpt_path, identity)  # the user's file: checked before anything is written
     with hold(out_dir, trainer.is_global_zero):  # RunHeldError when another process trains it; DDP: rank 0 holds
         return fit_and_test(cfg, out_dir, trainer, module, datamodule, summary, segments, results, overrides)
 
@@ -181,23 +203,24 @@ def fit_and_test(
     identity = {key: results[key] for key in ("recipe_id", "seed", "recipe")}
     # again, now that the directory is held: the previous holder may have recorded the recipe or completed the run
     claim_run_dir(out_dir, identity, {"overrides": overrides}, write=trainer.is_global_zero)
-    for line in interrupted_writes(out_dir, remove=trainer.is_global_zero):
-        log.warning(line)
+    for folder, names in RUN_FILES.items():  # the run's own files only (eval.json and export/ are not the run's)
+        for line in interrupted_writes(out_dir / folder, names, remove=trainer.is_global_zero):
+            log.warning(line)
     previous = read_json(out_dir / RESULTS)
     if previous and previous.get("status") == "completed":
         log.info("%s is completed; skipping it (delete its results.json to train it again)", out_dir)
         return {**previous, "skipped": True}
     module.run_identity = identity  # saved in every checkpoint (ResNetModule.on_save_checkpoint)
-    ckpt_path = cfg.ckpt_path
-    if ckpt_path in (None, "last"):
-        ckpt_path = usable_checkpoint(out_dir / "checkpoints" / "last.ckpt", identity)
-        if ckpt_path is not None:
-            log.info("resuming from %s", ckpt_path)
-
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    ckpt_path = resume_checkpoint(out_dir, cfg.ckpt_path, identity)
+    try:  # Lightning loads the checked file as data too
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
     except DivergedError as err:
         results.update(status="diverged", step=err.step, error=str(err), wall_time_s=summary.wall_time_s)
+        results["segments"] = segments.segments
+        return record(trainer, out_dir, results)
+    if trainer.global_step < trainer.max_steps:  # stopped early (a callback, a signal): not a completed run
+        error = f"training stopped at step {trainer.global_step} of {trainer.max_steps}; rerun the command to resume"
+        results.update(status="stopped", step=trainer.global_step, error=error, wall_time_s=summary.wall_time_s)
         results["segments"] = segments.segments
         return record(trainer, out_dir, results)
     results["warmup_end_step"] = module.schedule().warmup_end_step
@@ -230,10 +253,24 @@ def fit_and_test(
 
 
 def record(trainer: pl.Trainer, out_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
-    """Write results.json (under DDP, from the global rank 0 alone) and return `results`."""
+    """Write results.json (under DDP, from the global rank 0 alone, while it still holds the run) and return
+    `results`."""
     if trainer.is_global_zero:
+        check_held(out_dir)
         write_json(out_dir / RESULTS, results)
     return results
+
+
+def remove_empty(folder: Path, root: Path) -> None:
+    """Remove `folder` and its parents below `root` while they are empty (Hydra made them for a refused run)."""
+    root = root.resolve()
+    folder = folder.resolve()
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()  # fails on a folder with anything in it
+        except OSError:
+            return
+        folder = folder.parent
 
 
 def run(cfg: DictConfig) -> float | None:
@@ -249,15 +286,17 @@ def run(cfg: DictConfig) -> float | None:
         # parallel local sweeps (hydra/launcher=local_gpus): job i trains on GPU i mod the GPU count
         cfg.trainer.devices = [HydraConfig.get().job.num % torch.cuda.device_count()]
     job = HydraConfig.get().job.num if multirun else 0
-    announce(job, "started", out_dir)
+    progress = announce if multirun else lambda *args, **kwargs: None
+    progress(job, "started", out_dir)
     try:
         results = train(cfg, out_dir)
     except RunHeldError as err:
         if not multirun:
             raise  # main() reports it
-        announce(job, "skipped", out_dir, "held", holder=err.holder)  # the holder trains it; the sweep goes on
+        progress(job, "skipped", out_dir, "held", holder=err.holder)  # the holder trains it; the sweep goes on
         return None
     except UserError as err:
+        remove_empty(out_dir, Path(cfg.output_root))  # a refused command leaves no empty run directory behind
         if multirun:
             raise StopSweep(err) from err  # past Hydra's launcher, which would go on with the next job
         raise  # main() reports it
@@ -269,8 +308,8 @@ def run(cfg: DictConfig) -> float | None:
         previous = read_json(out_dir / RESULTS) or {}
         if previous.get("status") != "completed":  # never replace a finished run's record
             write_json(out_dir / RESULTS, {**results, "config": OmegaConf.to_container(cfg, resolve=True)})
-    announce(job, "skipped" if results.get("skipped") else "finished", out_dir, results["status"])
-    if results["status"] == "diverged":
+    progress(job, "skipped" if results.get("skipped") else "finished", out_dir, results["status"])
+    if results["status"] in ("diverged", "stopped"):
         print(f"error: {results['error']}; recorded in {out_dir / RESULTS}", file=sys.stderr)
         if not multirun:
             sys.exit(1)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from resnet_repro.errors import UserError
-from resnet_repro.files import atomic_write, read_json
+from resnet_repro.files import atomic_write, load_checkpoint, read_json
 from resnet_repro.models import CifarResNet, ImageNetResNet
 from resnet_repro.models.imagenet import IMAGENET_LAYOUTS
 from resnet_repro.recipe import RECIPE
@@ -38,6 +38,9 @@ def model_spec(recipe: dict[str, Any]) -> dict[str, Any]:
     arch = str(recipe.get("model._target_", "")).rsplit(".", 1)[-1]
     if arch not in ARCHITECTURES:
         raise WeightsError(f"the recipe's model {recipe.get('model._target_')!r} is not one of this project's networks")
+    missing = [f"model.{key}" for key in ("depth", "num_classes") if f"model.{key}" not in recipe]
+    if missing:
+        raise WeightsError(f"the recorded recipe lacks {', '.join(missing)}, so its network cannot be rebuilt")
     kwargs = {key: recipe[f"model.{key}"] for key in MODEL_ARGS if f"model.{key}" in recipe}
     return {"arch": arch, "kwargs": kwargs}
 
@@ -63,13 +66,28 @@ def find_checkpoint(run_dir: Path, which: str) -> Path:
     recipe = (read_json(run_dir / RECIPE) or {}).get("recipe", {})
     folder = run_dir / "checkpoints"
     if which == "best" and recipe.get("data.val_size", 0):
-        best = sorted(folder.glob("best-step=*.ckpt"))
-        if not best:
-            raise WeightsError(f"{run_dir} has no best-by-val checkpoint yet (checkpoints/best-step=*.ckpt)")
-        return best[-1]
+        return best_checkpoint(folder)
     if not (folder / "last.ckpt").is_file():
         raise WeightsError(f"{run_dir} has no checkpoint yet (checkpoints/last.ckpt): has it trained?")
     return folder / "last.ckpt"
+
+
+BEST = re.compile(r"best-step=(\d+)(?:-v(\d+))?\.ckpt")  # conf/callbacks/default.yaml; -vN: a later attempt
+
+
+def best_checkpoint(folder: Path) -> Path:
+    """The best-by-val checkpoint of the run's current attempt: the one its last checkpoint's ModelCheckpoint
+    state names, else the highest step (and version) compared as numbers."""
+    last = folder / "last.ckpt"
+    if last.is_file():
+        states = load_checkpoint(last).get("callbacks", {})
+        named = [Path(v["best_model_path"]).name for k, v in states.items() if k.startswith("ModelCheckpoint")]
+        if named and named[0] and (folder / named[0]).is_file():
+            return folder / named[0]
+    found = [(int(m[1]), int(m[2] or 0), p) for p in folder.glob("best-step=*.ckpt") if (m := BEST.fullmatch(p.name))]
+    if not found:
+        raise WeightsError(f"{folder.parent} has no best-by-val checkpoint yet (checkpoints/best-step=*.ckpt)")
+    return max(found, key=lambda f: f[:2])[2]
 
 
 def network_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -83,8 +101,10 @@ def read_run(path: Path, which: str = "best") -> dict[str, Any]:
     if run_dir is None:
         raise WeightsError(f"{path} is not a run directory (one with {RECIPE}) nor a checkpoint inside one")
     checkpoint_path = path if path.is_file() else find_checkpoint(run_dir, which)
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(checkpoint_path)  # data only: a pickle payload is refused, never run
     identity = checkpoint.get("run_identity") or read_json(run_dir / RECIPE)
+    if not isinstance(identity, dict) or "recipe" not in identity or "state_dict" not in checkpoint:
+        raise WeightsError(f"{checkpoint_path} is not a checkpoint of a resnet-repro run (no recipe or state_dict)")
     results = read_json(run_dir / "results.json") or {}
     return {
         "format": EXPORT_FORMAT,
@@ -93,8 +113,8 @@ def read_run(path: Path, which: str = "best") -> dict[str, Any]:
         "recipe_id": identity["recipe_id"],
         "seed": identity["seed"],
         "recipe": identity["recipe"],
-        "step": checkpoint["global_step"],
-        "metrics": results.get("metrics", {}) if results.get("step") == checkpoint["global_step"] else {},
+        "step": checkpoint.get("global_step"),
+        "metrics": results.get("metrics", {}) if results.get("step") == checkpoint.get("global_step") else {},
         "source": str(checkpoint_path),
     }
 
@@ -127,20 +147,20 @@ def read_weights(path: str | Path, which: str = "best") -> dict[str, Any]:
         raise WeightsError(f"{path} does not exist")
     if path.is_dir() or (path.suffix == ".ckpt" and run_dir_of(path) is not None):
         return read_run(path, which)
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise WeightsError(f"{path} is not a weights file torch can load ({type(err).__name__})") from None
-    if isinstance(data, dict) and data.get("format") == EXPORT_FORMAT:
+    data = load_checkpoint(path)  # data only: a pickle payload is refused, never run
+    if data.get("format") == EXPORT_FORMAT:
         return {**data, "source": str(path)}
-    if isinstance(data, dict) and all(isinstance(v, torch.Tensor) for v in data.values()):
+    if all(isinstance(v, torch.Tensor) for v in data.values()):
         return {"format": "torchvision", **torchvision_spec(data), "state_dict": data, "source": str(path)}
     raise WeightsError(f"{path} holds neither exported weights nor a state_dict")
 
 
 def load_record(record: dict[str, Any], map_location: str | torch.device = "cpu") -> nn.Module:
     """The network of an export record, weights loaded with strict=True, in eval mode."""
-    model = build(record)
+    try:
+        model = build(record)
+    except (TypeError, ValueError) as err:  # constructor arguments that no network of its class takes
+        raise WeightsError(f"{record['source']}: cannot build {describe(record)}: {err}") from None
     try:
         model.load_state_dict(record["state_dict"], strict=True)
     except RuntimeError as err:
@@ -174,6 +194,7 @@ def export(run: str | Path, out: str | Path | None = None, which: str = "best") 
     record = read_weights(run, which)
     if record["format"] != EXPORT_FORMAT:
         raise WeightsError(f"{run} is not a run of this project")
+    load_record(record)  # weights that do not fit their network are refused here, not written
     kwargs = record["kwargs"]
     name = f"{'resnet' if kwargs.get('residual', True) else 'plain'}{kwargs['depth']}"
     default = run_dir_of(Path(run)) / "export" / f"{name}-{record['recipe_id']}-seed{record['seed']}.pt"

@@ -24,7 +24,7 @@ from torchvision.datasets import CIFAR10, CIFAR100
 from torchvision.datasets.utils import check_integrity
 
 from resnet_repro.errors import DataError
-from resnet_repro.files import save_tensors
+from resnet_repro.files import WriteFailed, save_tensors
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,9 @@ def load_cifar(name: str, root: str | Path, download: bool = False, cache_dir: s
         _check_archive(official, archive)
         _torchvision_fetch(official, root)  # extracts the verified archive; no download
         kind, files = "official-archive", _official_files(official, batches)
-    elif (root / "train").is_dir() and (root / "test").is_dir():
-        kind, files = "image-folder", sorted(p for p in (root / "train").rglob("*") if p.is_file())
-        files += sorted(p for p in (root / "test").rglob("*") if p.is_file())
+    elif (root / "train").is_dir() and (root / "test").is_dir():  # the files the reader decodes, links followed
+        kind = "image-folder"
+        files = [f for split in ("train", "test") for f in _images(_class_folders(root / split, NUM_CLASSES[name]))]
     elif download:
         _torchvision_fetch(official, root)
         kind, files = "official-archive", _official_files(official, batches)
@@ -103,8 +103,8 @@ def load_cifar(name: str, root: str | Path, download: bool = False, cache_dir: s
     try:
         save_tensors(cache_file, vars(arrays))
         log.info("cached decoded %s in %s", name, cache_file)
-    except OSError as err:
-        log.warning("could not write the cache %s (%s); set data.cache_dir to a writable folder", cache_file, err)
+    except (OSError, WriteFailed) as err:  # training goes on from the decoded arrays
+        log.warning("not cached: %s; set data.cache_dir to a writable folder to start faster next time", err)
     return arrays
 
 
@@ -214,10 +214,15 @@ def _decode(path: Path) -> np.ndarray:
     return array
 
 
+def _images(classes: list[Path]) -> list[Path]:
+    """The image files of the class folders, class by class, sorted: what is decoded and what the cache key hashes."""
+    return [p for folder in classes for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+
+
 def _decode_split(classes: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
     paths, labels = [], []
     for label, folder in enumerate(classes):
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = _images([folder])
         paths.extend(files)
         labels.extend([label] * len(files))
     with ThreadPoolExecutor(max_workers=4) as pool:

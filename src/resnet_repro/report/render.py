@@ -27,6 +27,7 @@ from resnet_repro.tb_events import read_scalars  # noqa: E402
 log = logging.getLogger(__name__)
 
 METRICS = ("train_err", "test_err")
+REPORT_FILES = ("report.md", "scorecard.json", "fig6-*.png", "fig7-*.png")  # what the report writes in its folder
 
 
 def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -> Path:
@@ -40,7 +41,7 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
     runs = find_runs(sweeps)
     if not runs:
         raise UserError(f"no runs (folders with recipe.json or results.json) under {', '.join(map(str, sweeps))}")
-    notes = interrupted_writes(out, remove=True) if out.is_dir() else []
+    notes = interrupted_writes(out, REPORT_FILES, remove=True) if out.is_dir() else []
     for note in notes:
         log.warning(note)
     groups = group_runs(runs)

@@ -1,0 +1,273 @@
+"""A stranger's run is data: checkpoints load as data only, nothing is written through a symbolic link or into
+files the process does not own, a run holds its `.lock` or stops, and a run that did not train is never
+`completed`. Each case through the real command line (or the public function) on a run trained for real."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from resnet_repro import load_model
+from resnet_repro.data.cifar_sources import load_cifar
+from resnet_repro.errors import UserError
+from resnet_repro.files import CheckpointError, load_checkpoint
+from resnet_repro.lock import RunLock
+from resnet_repro.report import write_report
+from resnet_repro.sweep import LEDGER_ENV
+from resnet_repro.weights import best_checkpoint
+from tests.conftest import write_cifar_folder
+from tests.helpers import REPO, TINY, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+class Payload:
+    """Unpickling this runs `touch <marker>`: what a checkpoint from a stranger may carry."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_cifar: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ResNet-8 trained for 24 iterations on the tiny CIFAR folder, with a 50-image val split."""
+    run_dir = tmp_path_factory.mktemp("stranger") / "run"
+    result = run_cli([*TINY, f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={run_dir}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+@pytest.fixture
+def run_copy(trained_run: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy)
+    (copy / ".lock").unlink(missing_ok=True)
+    return copy
+
+
+def poison(checkpoint: Path, marker: Path) -> None:
+    """Add a pickle payload to a real checkpoint (what a tampered run directory holds)."""
+    data = torch.load(checkpoint, weights_only=True)
+    data["extra"] = Payload(marker)
+    torch.save(data, checkpoint)
+
+
+def python(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+
+
+def one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    for word in words:
+        assert word in errors[0], errors[0]
+
+
+def test_a_pickle_payload_never_runs(run_copy: Path, tmp_path: Path, tiny_cifar: Path) -> None:
+    marker = tmp_path / "payload-ran"
+    for name in ("last.ckpt", *(p.name for p in (run_copy / "checkpoints").glob("best-step=*.ckpt"))):
+        poison(run_copy / "checkpoints" / name, marker)
+    last = run_copy / "checkpoints" / "last.ckpt"
+
+    with pytest.raises(CheckpointError, match="could run code"):
+        load_model(run_copy)
+    with pytest.raises(CheckpointError, match="could run code"):
+        torch.hub.load(str(REPO), "cifar_resnet", source="local", weights=str(run_copy), which="last")
+    one_line_error(python("-m", "resnet_repro.evaluate", str(run_copy), "--data", str(tiny_cifar)), "could run code")
+    one_line_error(python("-m", "resnet_repro.export", str(run_copy), "--which", "last"), "could run code")
+    assert not (run_copy / "export").exists()
+
+    # an automatic resume of the unfinished run, and an explicit ckpt_path: refused, the file left where it is
+    results = json.loads((run_copy / "results.json").read_text())
+    (run_copy / "results.json").write_text(json.dumps({**results, "status": "running"}))
+    args = [*TINY, f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={run_copy}"]
+    one_line_error(run_cli(args), "last.ckpt", "could run code")
+    one_line_error(run_cli([*args, f"ckpt_path={last}"]), "could run code")
+    assert last.is_file() and not list(last.parent.glob("*.corrupt-*"))
+    assert not marker.exists()
+
+
+def test_a_symlinked_lock_or_log_is_refused(run_copy: Path, tmp_path: Path, tiny_cifar: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    args = [*TINY, f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={run_copy}"]
+    (run_copy / "results.json").unlink()  # an unfinished run: a command would resume it
+    for name in (".lock", "train.log"):
+        (run_copy / name).unlink(missing_ok=True)
+        (run_copy / name).symlink_to(victim)
+        one_line_error(run_cli(args), name, "symbolic link")
+        assert victim.read_text() == "precious\n"
+        (run_copy / name).unlink()
+    with pytest.raises(UserError, match="symbolic link"):  # the lock alone, too
+        (run_copy / ".lock").symlink_to(victim)
+        RunLock(run_copy).acquire()
+    assert victim.read_text() == "precious\n"
+
+
+def test_the_report_removes_only_its_own_leftovers(run_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    foreign = [out / ".last.ckpt.x1y2.tmp", out / "sub" / ".report.md.abc.tmp", out / ".notes.txt.q.tmp"]
+    for path in foreign:
+        path.write_text("someone else's write in progress")
+    own = out / ".report.md.k3j4.tmp"
+    own.write_text("half a report")
+    write_report([run_copy.parent], out)
+    assert all(p.is_file() for p in foreign) and not own.exists()
+
+
+def test_an_inherited_ledger_path_is_left_alone(tiny_cifar: Path, tmp_path: Path) -> None:
+    ledger = tmp_path / "someone" / "ledger"
+    ledger.mkdir(parents=True)
+    (ledger / "sweep.json").write_text('{"total": 3, "sweep_dir": "elsewhere"}')
+    env = {**os.environ, LEDGER_ENV: str(ledger)}
+    args = [*TINY, f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={tmp_path / 'run'}"]
+    result = subprocess.run(
+        [sys.executable, "-m", "resnet_repro.train", *args], capture_output=True, text=True, cwd=REPO, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in ledger.iterdir()) == ["sweep.json"]  # neither removed nor written into
+
+
+def test_a_replaced_lock_stops_its_holder(tiny_cifar: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = [*TINY, "trainer.max_steps=4000", "trainer.val_check_interval=4000", "optim.milestones=[3000]"]
+    command = [sys.executable, "-m", "resnet_repro.train", *args, f"data.root={tiny_cifar}", "model.depth=8"]
+    holder = subprocess.Popen(
+        [*command, f"hydra.run.dir={run_dir}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
+    try:
+        deadline = time.time() + 300
+        while not list((run_dir / "tb").glob("events.*")) and time.time() < deadline:  # training has started
+            time.sleep(0.5)
+        (run_dir / ".lock").unlink()  # a "stale lock" cleanup while the run is held
+        (run_dir / ".lock").write_text("{}")  # and a second process's new file
+        _, stderr = holder.communicate(timeout=300)
+    finally:
+        if holder.poll() is None:
+            holder.send_signal(signal.SIGKILL)
+    assert holder.returncode == 2, stderr[-3000:]
+    assert "was deleted or replaced while this process held the run" in stderr
+    assert not (run_dir / "results.json").exists()
+
+
+def test_best_is_the_current_attempts_by_number(tmp_path: Path) -> None:
+    folder = tmp_path / "run" / "checkpoints"
+    folder.mkdir(parents=True)
+    for name in ("best-step=9000.ckpt", "best-step=10000.ckpt"):
+        torch.save({}, folder / name)
+    assert best_checkpoint(folder).name == "best-step=10000.ckpt"  # as numbers, not text
+    # a restarted run: the earlier attempt's best-step=24 stays, the current one is -v1, named by last.ckpt's state
+    for name in ("best-step=24.ckpt", "best-step=24-v1.ckpt"):
+        torch.save({}, folder / name)
+    (folder / "best-step=9000.ckpt").unlink()
+    (folder / "best-step=10000.ckpt").unlink()
+    state = {"best_model_path": "/another/machine/run/checkpoints/best-step=24-v1.ckpt"}
+    torch.save({"callbacks": {"ModelCheckpoint{'monitor': 'val/err'}": state}}, folder / "last.ckpt")
+    assert best_checkpoint(folder).name == "best-step=24-v1.ckpt"
+    (folder / "last.ckpt").unlink()
+    assert best_checkpoint(folder).name == "best-step=24-v1.ckpt"  # without it: the highest version of a step
+
+
+def test_an_explicit_checkpoint_is_checked_against_the_recipe(
+    trained_run: Path, tiny_cifar: Path, tmp_path: Path
+) -> None:
+    last = trained_run / "checkpoints" / "last.ckpt"
+    args = [*TINY, f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={tmp_path / 'run'}"]
+    one_line_error(run_cli([*args, "optim.lr=0.05", f"ckpt_path={last}"]), "optim.lr (recorded 0.1, asked 0.05)")
+    one_line_error(run_cli([*args, f"ckpt_path={tmp_path / 'missing.ckpt'}"]), "does not exist")
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(os.urandom(4096))
+    one_line_error(run_cli([*args, f"ckpt_path={garbage}"]), "not a readable checkpoint")
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_a_training_set_smaller_than_a_batch_is_refused(tiny_cifar: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = [*TINY, f"data.root={tiny_cifar}", "model.depth=8", "data.train_size=10", f"output_root={out}", "name=tiny"]
+    one_line_error(run_cli(args), "10 images", "batch of 16")
+    assert not out.exists() or list(out.iterdir()) == []  # no empty run directory left behind
+
+
+def test_a_run_that_stops_early_is_not_completed(tiny_cifar: Path, tmp_path: Path) -> None:
+    """trainer.max_epochs=1 ends training after one epoch (350 images / 16 = 21 iterations), before max_steps."""
+    args = [*TINY, f"data.root={tiny_cifar}", "model.depth=8", "trainer.max_epochs=1", "trainer.max_steps=48"]
+    args += ["trainer.val_check_interval=24", "optim.milestones=[32,40]", f"hydra.run.dir={tmp_path}"]
+    result = run_cli(args)
+    assert result.returncode == 1 and "training stopped at step 21 of 48" in result.stderr, result.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["status"] == "stopped" and results["step"] == 21 and not results["metrics"]
+
+
+def test_unusable_weights_are_one_line_each(run_copy: Path, tiny_cifar: Path, tmp_path: Path) -> None:
+    last = run_copy / "checkpoints" / "last.ckpt"
+    # weights that do not fit their network: export refuses and writes nothing
+    data = load_checkpoint(last)
+    data["state_dict"] = {k: v for k, v in data["state_dict"].items() if not k.endswith("fc.bias")}
+    torch.save(data, last)
+    one_line_error(python("-m", "resnet_repro.export", str(run_copy), "--which", "last"), "do not fit")
+    assert not (run_copy / "export").exists()
+    # a recipe without model.num_classes
+    data = load_checkpoint(run_copy / "checkpoints" / next(p.name for p in last.parent.glob("best-step=*")))
+    identity = data["run_identity"]
+    del identity["recipe"]["model.num_classes"]
+    torch.save({**data, "run_identity": identity}, last)
+    one_line_error(python("-m", "resnet_repro.evaluate", str(run_copy), "--which", "last"), "model.num_classes")
+    # a truncated checkpoint
+    last.write_bytes(last.read_bytes()[:1000])
+    one_line_error(python("-m", "resnet_repro.evaluate", str(run_copy), "--which", "last"), "not a readable checkpoint")
+
+
+def test_evaluate_uses_the_runs_recorded_data(trained_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    result = python("-m", "resnet_repro.evaluate", str(trained_run), "--which", "last", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (record,) = json.loads(out.read_text()).values()
+    recorded = json.loads((trained_run / "results.json").read_text())
+    assert record["top1_err"] == pytest.approx(recorded["metrics"]["test_err"], abs=1e-4)
+    assert record["data_root"] == recorded["data"]["root"]
+
+
+def test_a_filesystem_without_locks_is_one_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_locks(*args: object) -> None:
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+
+    monkeypatch.setattr(fcntl, "fcntl", no_locks)
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.raises(UserError, match="does not support file locks"):
+        RunLock(tmp_path / "run").acquire()
+
+
+def test_data_cache_follows_links_and_survives_an_unwritable_folder(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = write_cifar_folder(tmp_path / "data", 2, 1)
+    elsewhere = tmp_path / "elsewhere" / "cat"
+    shutil.move(root / "train" / "cat", elsewhere)
+    (root / "train" / "cat").symlink_to(elsewhere, target_is_directory=True)
+    first = load_cifar("cifar10", root).fingerprint
+    image = elsewhere / "0000.png"
+    write_cifar_folder(tmp_path / "other", 2, 1, seed=7)
+    shutil.copy(tmp_path / "other" / "train" / "cat" / "0000.png", image)  # an edited image behind the link
+    os.utime(image, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert load_cifar("cifar10", root).fingerprint != first  # the cache key saw the change
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    arrays = load_cifar("cifar10", write_cifar_folder(tmp_path / "data2", 2, 1), cache_dir=blocker / "cache")
+    assert arrays.train_images.shape == (20, 3, 32, 32) and "not cached" in caplog.text
