@@ -105,9 +105,6 @@ class Bottleneck(nn.Module):
         return self.bn3
 
 
-Block = BasicBlock | Bottleneck
-
-
 def init_weights(model: nn.Module, zero_init_residual: bool = False) -> None:
     """He initialization [13] for convolutions, BN weight 1 and bias 0 (Sec. 3.4).
 

@@ -9,20 +9,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from resnet_repro.errors import UserError  # noqa: E402
-from resnet_repro.files import atomic_write, interrupted_writes, write_json  # noqa: E402
-from resnet_repro.provenance import changed_across  # noqa: E402
-from resnet_repro.recipe import fingerprint  # noqa: E402
-from resnet_repro.report import claims, stats  # noqa: E402
-from resnet_repro.report.collect import DATASET_TITLES, Group, Run, by_dataset, by_setting, find_runs, group_runs  # noqa: E402
-from resnet_repro.report.paper import departures, paper_numbers, paper_result  # noqa: E402
-from resnet_repro.tb_dashboards import fig6_tag, write_board  # noqa: E402
-from resnet_repro.tb_events import read_scalars  # noqa: E402
+from resnet_repro.errors import UserError
+from resnet_repro.files import atomic_write, interrupted_writes, write_json
+from resnet_repro.provenance import changed_across
+from resnet_repro.recipe import fingerprint
+from resnet_repro.report import claims, stats
+from resnet_repro.report.collect import DATASET_TITLES, Group, Run, by_dataset, by_setting, find_runs, group_runs
+from resnet_repro.report.paper import departures, paper_numbers, paper_result
+from resnet_repro.tb_dashboards import fig6_tag, write_board
+from resnet_repro.tb_events import read_scalars
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +371,8 @@ def plot_fig6(groups: list[Group], path: Path, curves: dict[Path, dict[str, list
     by_label = {g.label: [curves[r.path] for r in g.runs] for g in groups}
     if not any(c for runs in by_label.values() for c in runs):
         return False
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    fig = Figure(figsize=(12, 4.5))  # no pyplot: no global state, no display backend
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, residual in zip(axes, (False, True), strict=True):
         for group in (g for g in groups if g.residual == residual):
             color = None
@@ -406,7 +404,8 @@ def plot_fig7(groups: list[Group], path: Path) -> bool:
                 by_label[group.label].append(list(run.responses.values()))
     if not by_label:
         return False
-    fig, axes = plt.subplots(2, 1, figsize=(10, 7))
+    fig = Figure(figsize=(10, 7))
+    axes = fig.subplots(2, 1)
     for label, seeds in sorted(by_label.items(), key=lambda kv: (kv[0].startswith("ResNet"), len(kv[1][0]))):
         std = [statistics.mean(values) for values in zip(*seeds, strict=True)]
         axes[0].plot(range(1, len(std) + 1), std, label=label)
@@ -421,13 +420,10 @@ def plot_fig7(groups: list[Group], path: Path) -> bool:
     return True
 
 
-def save_figure(fig: plt.Figure, path: Path) -> None:
+def save_figure(fig: Figure, path: Path) -> None:
     """A PNG, written atomically."""
     fig.tight_layout()
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    finally:
-        plt.close(fig)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
 def describe_segments(segments: list[dict[str, Any]]) -> str:
