@@ -50,9 +50,11 @@ def record_responses(model: nn.Module) -> Iterator[dict[str, float]]:
 class GradientNorms(pl.Callback):
     """Sec. 4.1: "the backward propagated gradients exhibit healthy norms with BN", measured.
 
-    Every `log_every` iterations, the L2 norm of the loss gradient with respect to each 3x3 layer's response (the
+    Every `log_every` iterations, the size of the loss gradient with respect to each 3x3 layer's response (the
     tensor Fig. 7 measures, read by a tensor hook on that BN's output) is logged to TensorBoard as
-    `gradients/<layer>`; `norms()` is each layer's mean over the measured iterations, in network order.
+    `gradients/<layer>`: its root mean square over the tensor's elements, so that layers of different sizes (16
+    channels at 32x32, 64 at 8x8) compare; `norms()` is each layer's mean over the measured iterations, in
+    network order.
     """
 
     def __init__(self, log_every: int) -> None:
@@ -83,7 +85,7 @@ class GradientNorms(pl.Callback):
             norm = self._step[name] = torch.zeros((), dtype=torch.float64, device=output.device)
 
             def measure(grad: torch.Tensor) -> None:
-                norm.add_(grad.detach().double().norm())
+                norm.add_(grad.detach().double().norm() / grad.numel() ** 0.5)  # RMS: layers of any size compare
 
             output.register_hook(measure)
 

@@ -73,28 +73,36 @@ class ResNetModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.run_identity is not None:
             checkpoint["run_identity"] = self.run_identity
-        checkpoint["final_epoch"] = {  # a resume inside the final epoch keeps what it had accumulated
-            name: {"mean_value": metric.mean_value, "weight": metric.weight}
-            for name, metric in (("err", self.final_err), ("loss", self.final_loss))
+        checkpoint["final_epoch"] = {  # a resume inside (or after) the final epoch keeps what it had accumulated
+            "from": self.final_from,
+            **{
+                name: {"mean_value": metric.mean_value, "weight": metric.weight}
+                for name, metric in (("err", self.final_err), ("loss", self.final_loss))
+            },
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        for name, state in checkpoint.get("final_epoch", {}).items():
-            metric = self.final_err if name == "err" else self.final_loss
-            metric.mean_value, metric.weight = state["mean_value"].to(self.device), state["weight"].to(self.device)
+        state = checkpoint.get("final_epoch", {})
+        self.final_from = state.get("from")
+        for name, metric in (("err", self.final_err), ("loss", self.final_loss)):
+            if name in state:
+                metric.mean_value = state[name]["mean_value"].to(self.device)
+                metric.weight = state[name]["weight"].to(self.device)
 
     def on_train_start(self) -> None:
         window = min(self.trainer.num_training_batches, self.trainer.max_steps)  # an epoch, or the whole run
         self.final_from = self.trainer.max_steps - int(window)
 
-    def final_train(self) -> dict[str, float]:
+    def final_train(self) -> dict[str, float | None]:
         """train_err and train_loss: the means over the final epoch of training (the last `train_window`
-        iterations, augmented batches in train mode, as Fig. 6's training curves), independent of log_every."""
-        window = self.trainer.max_steps - (self.final_from or 0)
+        iterations, augmented batches in train mode, as Fig. 6's training curves), independent of log_every.
+        None when that epoch was not seen by this version (a checkpoint of an older one resumed at its end)."""
+        if self.final_from is None or float(self.final_err.weight) == 0:
+            return {"train_err": None, "train_loss": None, "train_window": None}
         return {
             "train_err": self.final_err.compute().item(),
             "train_loss": self.final_loss.compute().item(),
-            "train_window": float(window),
+            "train_window": float(self.trainer.max_steps - self.final_from),
         }
 
     # --- optimization (Sec. 4.2 / 3.4) ---
