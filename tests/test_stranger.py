@@ -144,25 +144,38 @@ def test_an_inherited_ledger_path_is_left_alone(tiny_cifar: Path, tmp_path: Path
     assert sorted(p.name for p in ledger.iterdir()) == ["sweep.json"]  # neither removed nor written into
 
 
-def test_a_replaced_lock_stops_its_holder(tiny_cifar: Path, tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    args = [*TINY, "trainer.max_steps=4000", "trainer.val_check_interval=4000", "optim.milestones=[3000]"]
-    command = [sys.executable, "-m", "resnet_repro.train", *args, f"data.root={tiny_cifar}", "model.depth=8"]
-    holder = subprocess.Popen(
-        [*command, f"hydra.run.dir={run_dir}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
-    )
+def replace_lock_under(command: list[str], root: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """Start `command`, wait until it trains in a run directory under `root`, then delete that run's `.lock` and
+    let a "second process" create a new one; return the finished process and the run directory."""
+    holder = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
         deadline = time.time() + 300
-        while not list((run_dir / "tb").glob("events.*")) and time.time() < deadline:  # training has started
+        while not (events := list(root.glob("**/tb/events.*"))) and time.time() < deadline:  # training started
             time.sleep(0.5)
+        run_dir = events[0].parent.parent
         (run_dir / ".lock").unlink()  # a "stale lock" cleanup while the run is held
         (run_dir / ".lock").write_text("{}")  # and a second process's new file
-        _, stderr = holder.communicate(timeout=300)
+        stdout, stderr = holder.communicate(timeout=300)
     finally:
         if holder.poll() is None:
             holder.send_signal(signal.SIGKILL)
-    assert holder.returncode == 2, stderr[-3000:]
-    assert "was deleted or replaced while this process held the run" in stderr
+    return subprocess.CompletedProcess(command, holder.returncode, stdout, stderr), run_dir
+
+
+def test_a_replaced_lock_stops_its_holder(tiny_cifar: Path, tmp_path: Path) -> None:
+    args = [*TINY, "trainer.max_steps=4000", "trainer.val_check_interval=4000", "optim.milestones=[3000]"]
+    args += [f"data.root={tiny_cifar}", "model.depth=8"]
+    train = [sys.executable, "-m", "resnet_repro.train"]
+    single, run_dir = replace_lock_under([*train, *args, f"hydra.run.dir={tmp_path / 'one'}"], tmp_path / "one")
+    assert single.returncode == 2, single.stderr[-3000:]
+    assert "was deleted or replaced while this process held the run" in single.stderr
+    assert not (run_dir / "results.json").exists()
+    # in a sweep: not "held by another process" (no process is sure to finish it) but stopped, and exit 1
+    sweep, run_dir = replace_lock_under(
+        [*train, "-m", *args, f"output_root={tmp_path}", "name=sweep"], tmp_path / "sweep"
+    )
+    assert sweep.returncode == 1, sweep.stderr[-3000:]
+    assert "1 stopped (its .lock was replaced)" in sweep.stderr and "held by another process" not in sweep.stderr
     assert not (run_dir / "results.json").exists()
 
 

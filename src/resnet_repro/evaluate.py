@@ -28,7 +28,7 @@ from resnet_repro.data.dataloader import dataloader
 from resnet_repro.data.imagenet import eval_transform
 from resnet_repro.data.tensor_loader import TensorLoader
 from resnet_repro.errors import DataError, UserError
-from resnet_repro.files import read_json, write_json
+from resnet_repro.files import read_json, refuse_links, write_json
 from resnet_repro.module import ResNetModule
 from resnet_repro.provenance import git_commit, machine
 from resnet_repro.weights import WeightsError, describe, load_record, read_weights, run_dir_of
@@ -95,7 +95,11 @@ def recorded_root(weights: str | Path) -> Path:
     --data; a UserError when the weights are no run or the run did not record it."""
     run_dir = run_dir_of(Path(weights))
     results = (read_json(run_dir / "results.json") or {}) if run_dir is not None else {}
-    root = (results.get("data") or {}).get("root") or ((results.get("config") or {}).get("data") or {}).get("root")
+    results = results if isinstance(results, dict) else {}
+    data, config = results.get("data"), results.get("config")
+    config_data = config.get("data") if isinstance(config, dict) else None
+    found = [d.get("root") for d in (data, config_data) if isinstance(d, dict) and isinstance(d.get("root"), str)]
+    root = found[0] if found else None
     if root is None:
         raise UserError(f"--data is needed: {weights} does not record where its data was (give the dataset's root)")
     return Path(root)
@@ -196,6 +200,8 @@ def main(argv: list[str] | None = None) -> None:
             args.weights, args.data, args.dataset, args.split, args.views, args.which, args.batch_size, args.accelerator
         )
         out = args.out or default_out(args.weights)
+        if args.out is None and run_dir_of(args.weights) is not None:
+            refuse_links(run_dir_of(args.weights))  # eval.json is written beside a run only if it holds no links
         record_eval(out, result)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

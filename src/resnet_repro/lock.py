@@ -41,27 +41,25 @@ _HELD: dict[Path, RunLock] = {}  # the run directories this process holds
 class RunHeldError(UserError):
     """The run directory is held by another process (that process trains it; this one leaves it alone)."""
 
-    def __init__(self, run_dir: Path, holder: dict[str, Any], message: str | None = None) -> None:
+    def __init__(self, run_dir: Path, holder: dict[str, Any]) -> None:
         self.run_dir, self.holder = run_dir, holder
         super().__init__(
-            message
-            or f"{run_dir} is held by another process ({describe(holder)}), which is training it; nothing was "
+            f"{run_dir} is held by another process ({describe(holder)}), which is training it; nothing was "
             f"changed there. Once that process ends, the same command resumes or skips the run"
         )
 
 
-class LockLost(RunHeldError):  # noqa: N818
-    """This process's `.lock` was deleted or replaced while it held the run: another process may hold it now."""
+class LockLost(UserError):  # noqa: N818
+    """This process's `.lock` was deleted or replaced while it held the run: another process may hold it now. No
+    process is sure to finish the run, so a sweep counts it as stopped (a failure), never as held."""
 
     def __init__(self, run_dir: Path) -> None:
         path = Path(run_dir) / LOCK
         holder = _read_holder(path) if path.is_file() and not path.is_symlink() else {}
         super().__init__(
-            run_dir,
-            holder,
             f"{path} was deleted or replaced while this process held the run (never delete a run's .lock: the "
             f"kernel releases it when its process ends); this process stopped without writing more, since another "
-            f"process may hold the run now" + (f" ({describe(holder)})" if holder else ""),
+            f"process may hold the run now" + (f" ({describe(holder)})" if holder else "")
         )
 
 

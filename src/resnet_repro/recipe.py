@@ -124,8 +124,10 @@ def recorded_identity(run_dir: Path) -> dict[str, Any] | None:
 
 def check_identity(where: Path, recorded: dict[str, Any] | None, identity: dict[str, Any]) -> None:
     """Refuse a directory or checkpoint whose recorded recipe and seed are not `identity`'s, naming the keys."""
-    if recorded is None:
-        raise RecipeMismatchError(f"{where} records no recipe (made by an older resnet-repro); it cannot be resumed")
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("recipe"), dict):
+        raise RecipeMismatchError(
+            f"{where} records no recipe (made by an older resnet-repro, or not by it); it cannot be resumed"
+        )
     diff = differences(
         {**recorded["recipe"], "seed": recorded.get("seed")}, {**identity["recipe"], "seed": identity["seed"]}
     )

@@ -43,7 +43,7 @@ from resnet_repro.files import (
     refuse_links,
     write_json,
 )
-from resnet_repro.lock import RunHeldError, check_held, hold
+from resnet_repro.lock import LockLost, RunHeldError, check_held, hold
 from resnet_repro.module import DivergedError, ResNetModule
 from resnet_repro.provenance import git_commit, machine
 from resnet_repro.recipe import RECIPE, check_identity, claim_run_dir, fingerprint, make_recipe
@@ -185,7 +185,16 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if cfg.ckpt_path not in (None, "last"):
         resume_checkpoint(out_dir, cfg.ckpt_path, identity)  # the user's file: checked before anything is written
     with hold(out_dir, trainer.is_global_zero):  # RunHeldError when another process trains it; DDP: rank 0 holds
-        return fit_and_test(cfg, out_dir, trainer, module, datamodule, summary, segments, results, overrides)
+        try:
+            return fit_and_test(cfg, out_dir, trainer, module, datamodule, summary, segments, results, overrides)
+        except UserError:
+            raise  # bad input, or the lock lost: nothing more is written
+        except Exception as err:  # recorded while still held, unless the run had completed
+            previous = read_json(out_dir / RESULTS) or {}
+            if previous.get("status") != "completed" and trainer.is_global_zero:
+                failed = {"status": "failed", "error": f"{type(err).__name__}: {err}", **identity}
+                record(trainer, out_dir, {**failed, "config": results["config"]})
+            raise
 
 
 def fit_and_test(
@@ -219,7 +228,10 @@ def fit_and_test(
         results["segments"] = segments.segments
         return record(trainer, out_dir, results)
     if trainer.global_step < trainer.max_steps:  # stopped early (a callback, a signal): not a completed run
-        error = f"training stopped at step {trainer.global_step} of {trainer.max_steps}; rerun the command to resume"
+        error = (
+            f"training stopped at step {trainer.global_step} of {trainer.max_steps} (trainer.max_steps), by a signal, "
+            "a callback or trainer.max_epochs; the run is not completed: remove the cause and rerun to resume"
+        )
         results.update(status="stopped", step=trainer.global_step, error=error, wall_time_s=summary.wall_time_s)
         results["segments"] = segments.segments
         return record(trainer, out_dir, results)
@@ -232,6 +244,7 @@ def fit_and_test(
     metrics.update(best_val_err=summary.best_val_err, best_val_step=summary.best_val_step)
     gradients = next(c for c in trainer.callbacks if isinstance(c, GradientNorms)).norms()
     if trainer.is_global_zero:
+        check_held(out_dir)
         write_json(out_dir / "layer_responses.json", responses)
         write_json(out_dir / "gradient_norms.json", gradients)
     for i, std in enumerate(responses.values()):
@@ -295,6 +308,12 @@ def run(cfg: DictConfig) -> float | None:
             raise  # main() reports it
         progress(job, "skipped", out_dir, "held", holder=err.holder)  # the holder trains it; the sweep goes on
         return None
+    except LockLost as err:
+        if not multirun:
+            raise  # main() reports it
+        log.error("%s", err)  # no process is sure to finish this run: the sweep goes on, and ends as failed
+        progress(job, "finished", out_dir, "stopped (its .lock was replaced)")
+        return None
     except UserError as err:
         remove_empty(out_dir, Path(cfg.output_root))  # a refused command leaves no empty run directory behind
         if multirun:
@@ -303,11 +322,8 @@ def run(cfg: DictConfig) -> float | None:
     except Exception as err:
         if not multirun:
             raise
-        log.exception("run %s failed", out_dir)
+        log.exception("run %s failed", out_dir)  # train() recorded it in results.json while holding the run
         results = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-        previous = read_json(out_dir / RESULTS) or {}
-        if previous.get("status") != "completed":  # never replace a finished run's record
-            write_json(out_dir / RESULTS, {**results, "config": OmegaConf.to_container(cfg, resolve=True)})
     progress(job, "skipped" if results.get("skipped") else "finished", out_dir, results["status"])
     if results["status"] in ("diverged", "stopped"):
         print(f"error: {results['error']}; recorded in {out_dir / RESULTS}", file=sys.stderr)

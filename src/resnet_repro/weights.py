@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from resnet_repro.errors import UserError
-from resnet_repro.files import atomic_write, load_checkpoint, read_json
+from resnet_repro.files import atomic_write, load_checkpoint, read_json, refuse_links
 from resnet_repro.models import CifarResNet, ImageNetResNet
 from resnet_repro.models.imagenet import IMAGENET_LAYOUTS
 from resnet_repro.recipe import RECIPE
@@ -80,9 +80,14 @@ def best_checkpoint(folder: Path) -> Path:
     state names, else the highest step (and version) compared as numbers."""
     last = folder / "last.ckpt"
     if last.is_file():
-        states = load_checkpoint(last).get("callbacks", {})
-        named = [Path(v["best_model_path"]).name for k, v in states.items() if k.startswith("ModelCheckpoint")]
-        if named and named[0] and (folder / named[0]).is_file():
+        states = load_checkpoint(last).get("callbacks")
+        states = states if isinstance(states, dict) else {}
+        named = [
+            Path(str(v.get("best_model_path") or "")).name
+            for k, v in states.items()
+            if str(k).startswith("ModelCheckpoint") and isinstance(v, dict)
+        ]
+        if named and named[0] and BEST.fullmatch(named[0]) and (folder / named[0]).is_file():
             return folder / named[0]
     found = [(int(m[1]), int(m[2] or 0), p) for p in folder.glob("best-step=*.ckpt") if (m := BEST.fullmatch(p.name))]
     if not found:
@@ -103,15 +108,19 @@ def read_run(path: Path, which: str = "best") -> dict[str, Any]:
     checkpoint_path = path if path.is_file() else find_checkpoint(run_dir, which)
     checkpoint = load_checkpoint(checkpoint_path)  # data only: a pickle payload is refused, never run
     identity = checkpoint.get("run_identity") or read_json(run_dir / RECIPE)
-    if not isinstance(identity, dict) or "recipe" not in identity or "state_dict" not in checkpoint:
+    if (
+        not isinstance(identity, dict)
+        or not isinstance(identity.get("recipe"), dict)
+        or not isinstance(checkpoint.get("state_dict"), dict)
+    ):
         raise WeightsError(f"{checkpoint_path} is not a checkpoint of a resnet-repro run (no recipe or state_dict)")
     results = read_json(run_dir / "results.json") or {}
     return {
         "format": EXPORT_FORMAT,
         **model_spec(identity["recipe"]),
         "state_dict": network_state(checkpoint),
-        "recipe_id": identity["recipe_id"],
-        "seed": identity["seed"],
+        "recipe_id": identity.get("recipe_id"),
+        "seed": identity.get("seed"),
         "recipe": identity["recipe"],
         "step": checkpoint.get("global_step"),
         "metrics": results.get("metrics", {}) if results.get("step") == checkpoint.get("global_step") else {},
@@ -197,7 +206,9 @@ def export(run: str | Path, out: str | Path | None = None, which: str = "best") 
     load_record(record)  # weights that do not fit their network are refused here, not written
     kwargs = record["kwargs"]
     name = f"{'resnet' if kwargs.get('residual', True) else 'plain'}{kwargs['depth']}"
-    default = run_dir_of(Path(run)) / "export" / f"{name}-{record['recipe_id']}-seed{record['seed']}.pt"
+    run_dir = run_dir_of(Path(run))
+    refuse_links(run_dir)  # a stranger's export/ may be a link to elsewhere
+    default = run_dir / "export" / f"{name}-{record['recipe_id']}-seed{record['seed']}.pt"
     out = Path(out) if out is not None else default
     record = {**record, "source": str(Path(record["source"]).resolve())}
     atomic_write(out, lambda tmp: torch.save(record, tmp))

@@ -30,11 +30,20 @@ UNITS = {"test_err": "pp", "train_err": "pp", "response": "std", "gradient_decay
 
 
 @cache
-def shortcut_margin() -> float:
+def shortcut_spread() -> float:
     """Table 3's largest difference between the shortcut options A, B and C of ResNet-34 (top-1, pp): 0.84."""
     table3 = paper_numbers()["imagenet"]["table3"]
     top1 = [table3[f"resnet34_{option}"][0] for option in "abc"]
     return round(max(abs(x - y) for x, y in combinations(top1, 2)), 2)
+
+
+@cache
+def shortcut_margin() -> float:
+    """What 'small' means for the options (pp): half of what residual learning gains at depth 34 (Table 2: plain-34
+    28.54 − ResNet-34 25.03 = 3.51, so 1.76). The paper calls Table 3's spread (0.84) small next to that gain; a
+    margin of the spread itself would leave a reproduction of Table 3 on the boundary."""
+    table2 = paper_numbers()["imagenet"]["table2_top1"]
+    return round((table2["plain34"] - table2["resnet34"]) / 2, 2)
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,8 @@ class Part:
             for g in a:
                 yield Comparison("bound", f"{g.label} {self.metric}", self.metric, self.expect, [g], bound=self.bound)
         for x, y in pairs:
+            if x.net == y.net:  # one network twice in a setting (two warm-ups, say): no comparison of the two
+                continue
             what = f"{y.label} − {x.label} {self.metric}"
             yield Comparison("difference", what, self.metric, self.expect, [x], [y], self.margin)
 
@@ -216,7 +227,8 @@ CLAIMS = [
     ),
     Claim(
         6,
-        "Shortcut options A, B, C give test errors within Table 3's spread (every two options at one depth)",
+        "Shortcut options A, B, C give test errors within a small margin of each other (every two options at one "
+        "depth)",
         "Table 3",
         "cifar",
         None,
@@ -227,7 +239,7 @@ CLAIMS = [
                 "test_err",
                 SIMILAR,
                 Nets(residual=True),
-                margin=Margin("Table 3's largest A/B/C difference (ResNet-34 top-1)", pp=shortcut_margin()),
+                margin=Margin("half of residual learning's gain at depth 34, Table 2", pp=shortcut_margin()),
             ),
         ),
     ),
@@ -256,7 +268,7 @@ CLAIMS = [
     ),
     Claim(
         9,
-        "ImageNet: shortcut options A, B, C of ResNet-34 give top-1 errors within Table 3's spread",
+        "ImageNet: shortcut options A, B, C of ResNet-34 give top-1 errors within a small margin of each other",
         "Table 3",
         "imagenet",
         "imagenet",
@@ -267,7 +279,7 @@ CLAIMS = [
                 "test_err",
                 SIMILAR,
                 Nets(residual=True, depths=(34,)),
-                margin=Margin("Table 3's largest A/B/C difference", pp=shortcut_margin()),
+                margin=Margin("half of residual learning's gain at depth 34, Table 2", pp=shortcut_margin()),
             ),
         ),
     ),
@@ -292,7 +304,10 @@ class ClaimResult:
     statistics: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, what: str, interval: Interval | None, verdict: str, unit: str, note: str = "") -> str:
-        text = interval.text(unit) if interval is not None else "too few runs for an interval"
+        if interval is None:
+            text, note = (note.strip(" ()") or "too few runs for an interval"), ""
+        else:
+            text = interval.text(unit)
         self.evidence.append(f"{what}: {text}{note} → {verdict}")
         self.statistics.append({"what": what, "verdict": verdict, **(interval.as_dict() if interval else {})})
         return verdict
@@ -333,8 +348,8 @@ def setting_id(groups: list[Group]) -> str:
 
 
 def duplicated_nets(groups: list[Group]) -> list[str]:
-    """Networks that appear as two groups of one setting (their warm-ups differ, say): which to compare is unclear."""
-    counts = Counter(g.net for g in groups)
+    """Networks that appear as two different groups among `groups` (their warm-ups differ, say)."""
+    counts = Counter(g.net for g in {g.recipe_id: g for g in groups}.values())
     return [net.label for net, n in counts.items() if n > 1]
 
 
@@ -362,10 +377,12 @@ def evaluate(
                 extension = claim.paper_dataset != dataset
                 result = ClaimResult(claim.id, claim.claim, claim.source, stats.NOT_RUN, dataset, describe(groups))
                 result.setting_id, result.extension, result.level = setting_id(groups), extension, level
-                twice = duplicated_nets(groups)
+                twice = duplicated_nets([g for c in comparisons for g in (*c.a, *c.b)])
                 if twice:  # which of the two to compare is not the report's to choose
-                    what = f"{', '.join(twice)}: two groups each in this setting (their net keys differ)"
-                    result.verdict = result.add(what, None, stats.INCONCLUSIVE, "")
+                    why = (
+                        "two groups in this setting whose net keys differ (a warm-up, say): which to compare is unclear"
+                    )
+                    result.verdict = result.add(", ".join(twice), None, stats.INCONCLUSIVE, "", why)
                 else:
                     floor = floors(groups)
                     result.verdict = stats.combine([judge(result, c, level, floor) for c in comparisons])

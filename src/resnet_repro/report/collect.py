@@ -73,14 +73,28 @@ class Run:
     def value(self, metric: str) -> float | None:
         """A number of this run: a recorded metric (test_err, train_err, ...) or one derived from its layers:
         `response` (Fig. 7: the mean over layers of the response std) and `gradient_decay` (Sec. 4.1: log10 of
-        the gradient norm at the first 3x3 layer over that at the last; -1 is a tenfold decay toward the input)."""
+        the gradient size at the first 3x3 layer over that at the last; -1 is a tenfold decay toward the input).
+        None when the run did not record it, recorded something that is not a finite number, or recorded
+        train_err by an older definition (the last logging window, without `train_window`)."""
         if metric == "response":
-            return statistics.mean(self.responses.values()) if self.responses else None
+            values = numbers(self.responses)
+            return statistics.mean(values) if values else None
         if metric == "gradient_decay":
-            norms = list((self.gradients or {}).values())
+            norms = numbers(self.gradients)
             return math.log10(norms[0] / norms[-1]) if len(norms) >= 2 and norms[0] > 0 and norms[-1] > 0 else None
-        value = self.metrics.get(metric)
-        return float(value) if value is not None else None
+        if metric in ("train_err", "train_loss") and "train_window" not in self.metrics:
+            return None
+        value = self.metrics.get(metric) if isinstance(self.metrics, dict) else None
+        return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def numbers(layers: Any) -> list[float]:
+    """The values of a {layer: number} record in order; empty when it is not one (a file from elsewhere)."""
+    if not isinstance(layers, dict):
+        return []
+    values = list(layers.values())
+    ok = all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+    return [float(v) for v in values] if ok else []
 
 
 @dataclass
@@ -120,11 +134,6 @@ class Group:
     @property
     def label(self) -> str:
         return self.net.label
-
-    @property
-    def net_recipe(self) -> dict[str, Any]:
-        """The recipe keys that name the network (config.net_keys: its model and its warm-up)."""
-        return {k: v for k, v in self.recipe.items() if k in net_keys()}
 
     @property
     def setting(self) -> dict[str, Any]:

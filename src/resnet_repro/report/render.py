@@ -16,7 +16,16 @@ from resnet_repro.files import atomic_write, interrupted_writes, write_json
 from resnet_repro.provenance import changed_across
 from resnet_repro.recipe import fingerprint
 from resnet_repro.report import claims, stats
-from resnet_repro.report.collect import DATASET_TITLES, Group, Run, by_dataset, by_setting, find_runs, group_runs
+from resnet_repro.report.collect import (
+    DATASET_TITLES,
+    Group,
+    Run,
+    by_dataset,
+    by_setting,
+    find_runs,
+    group_runs,
+    numbers,
+)
 from resnet_repro.report.paper import departures, paper_numbers, paper_result
 from resnet_repro.tb_dashboards import fig6_tag, write_board
 from resnet_repro.tb_events import read_scalars
@@ -140,8 +149,9 @@ RULES = [
     "**Family-wise control**: a claim of m comparisons tests each at 1 − 0.05/m (Bonferroni), so its intervals "
     "hold together with 95% probability. It **holds** when every interval lies on the claim's side, **does not "
     "hold** when any lies wholly on the other side, and is **inconclusive** otherwise.",
-    f"**Equivalence margins**: shortcut options within ±{claims.shortcut_margin():.2f} pp, Table 3's largest "
-    "difference between options A, B and C (ResNet-34 top-1); ResNet-1202's training error within "
+    f"**Equivalence margins**: shortcut options within ±{claims.shortcut_margin():.2f} pp, half of what residual "
+    "learning gains at depth 34 (Table 2), next to which the paper calls Table 3's A/B/C spread "
+    f"({claims.shortcut_spread():.2f} pp) small; ResNet-1202's training error within "
     f"{claims.TRAIN_SIMILAR.why}. An equivalence holds when the whole interval is inside the margin, fails when "
     "it is wholly outside.",
     "**Noise floors**: one run per side counts only beyond t × √2 × σ, σ the seed std pooled over the replicates "
@@ -318,6 +328,8 @@ def paper_cells(group: Group, test: list[float], imagenet: bool) -> tuple[str, s
     why_not = departures(group)
     if why_not:
         return "not comparable: " + "; ".join(why_not), "–"
+    if not test:  # no run recorded a usable test error
+        return "–", "–"
     if imagenet:
         top5 = f" / {paper['test_err5']:.2f}" if "test_err5" in paper else ""
         return f"{paper['test_err']:.2f}{top5}", f"{statistics.mean(test) - paper['test_err']:+.2f} (top-1)"
@@ -400,8 +412,10 @@ def plot_fig7(groups: list[Group], path: Path) -> bool:
     by_label: dict[str, list[list[float]]] = defaultdict(list)
     for group in groups:
         for run in group.runs:
-            if run.responses:
-                by_label[group.label].append(list(run.responses.values()))
+            values = numbers(run.responses)
+            if values and all(len(values) == len(other) for other in by_label[group.label]):
+                by_label[group.label].append(values)
+    by_label = {label: seeds for label, seeds in by_label.items() if seeds}
     if not by_label:
         return False
     fig = Figure(figsize=(10, 7))
