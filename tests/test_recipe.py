@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
-from resnet_repro.config import CONFIG_DIR
+from resnet_repro.config import CONFIG_DIR, DIRNAME_ALSO
 from resnet_repro.data import CifarDataModule
 from resnet_repro.errors import ConfigError
 from resnet_repro.recipe import NOT_RECIPE, is_recipe_key, make_recipe
@@ -92,11 +92,14 @@ def test_defaults_are_the_papers_protocol_and_fp32() -> None:
 
 def test_directory_name_exclusions_are_never_recipe_keys() -> None:
     """A key left out of run directory names must not change the recipe, or two recipes would share a folder."""
-    cfg = compose_config([], return_hydra=True)
-    for key in cfg.hydra.job.config.override_dirname.exclude_keys:
-        if "/" in key or key in ("trainer", "experiment") or key.startswith("hydra."):
+    cfg = compose_config(["trainer.max_epochs=3", "optim.lr=0.05", "data.loader=torchvision"], return_hydra=True)
+    excluded = list(cfg.hydra.job.config.override_dirname.exclude_keys)
+    for key in excluded:
+        if key in DIRNAME_ALSO:
             continue  # group choices: what they select is checked through the recipe
         assert not is_recipe_key(key), key
+    assert set(NOT_RECIPE) <= set(excluded)  # both ways: what is not recipe never names a directory
+    assert cfg.hydra.job.override_dirname == "optim.lr=0.05"
     assert not is_recipe_key("seed") and is_recipe_key("trainer.precision") and is_recipe_key("data.batch_size")
     assert "data.root" in NOT_RECIPE and is_recipe_key("data.fingerprint") and is_recipe_key("optim.warmup_window")
 

@@ -1,11 +1,16 @@
-"""Where the Hydra configs are, Hydra's version base, and the recipe keys that name a network (conf/net/)."""
+"""Where the Hydra configs are, Hydra's version base, the resolvers the configs use, and the recipe keys that name
+a network (conf/net/)."""
 
 from __future__ import annotations
 
+import hashlib
 from functools import cache
 from pathlib import Path
 
 import yaml
+from omegaconf import OmegaConf
+
+from resnet_repro.recipe import INERT_WHEN_OFF, NOT_RECIPE, flatten
 
 VERSION_BASE = "1.3"  # Hydra's version_base, in this one place
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # a link to the repository's conf/; a copy when installed
@@ -16,11 +21,32 @@ def net_keys() -> tuple[str, ...]:
     """The recipe keys that name a network: the model's class and every key a named net (conf/net/*.yaml) sets,
     its warm-up included (Sec. 4.2: ResNet-110's warm-up is part of its recipe), with the options of those keys'
     features (recipe.INERT_WHEN_OFF). Grouping, labels, figures and claims take "the net" from here."""
-    from resnet_repro.recipe import INERT_WHEN_OFF, flatten
-
     keys = {"model._target_"}
     for path in sorted(Path(CONFIG_DIR, "net").glob("*.yaml")):
         tree = {k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items() if k != "defaults"}
         keys.update(flatten(tree))
     keys.update(option for switch in list(keys) for option in INERT_WHEN_OFF.get(switch, ()))
     return tuple(sorted(keys))
+
+
+def short_name(name: str, limit: int = 120) -> str:
+    """A run directory name from its overrides: as is when short, else cut with a hash of the whole (Linux allows
+    255 bytes per file name). The config resolver ${short:...}."""
+    if len(name) <= limit:
+        return name
+    return f"{name[: limit - 11]}...{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+# group choices left out of run directory names besides NOT_RECIPE: what they select is part of the recipe and
+# shows in it (the trainer group only picks device and strategy; an experiment sets keys that name themselves)
+DIRNAME_ALSO = ("experiment", "trainer", "hydra/launcher", "hydra.launcher.n_jobs")
+
+
+def dirname_excludes() -> list[str]:
+    """The overrides left out of run directory names (conf/train.yaml, ${dirname_excludes:}): recipe.NOT_RECIPE,
+    the one list of what does not change a run, and the group choices above."""
+    return [*NOT_RECIPE, *DIRNAME_ALSO]
+
+
+OmegaConf.register_new_resolver("short", short_name, replace=True)
+OmegaConf.register_new_resolver("dirname_excludes", dirname_excludes, replace=True)

@@ -12,7 +12,6 @@ is refused (recipe.py).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sys
@@ -54,17 +53,6 @@ log = logging.getLogger(__name__)
 
 RESULTS = "results.json"
 RUN_FILES = {".": (RECIPE, RESULTS, "layer_responses.json", "gradient_norms.json"), "checkpoints": ("*.ckpt",)}
-
-
-def short_name(name: str, limit: int = 120) -> str:
-    """A run directory name from its overrides: as is when short, else cut with a hash of the whole (Linux allows
-    255 bytes per file name). Registered as the config resolver ${short:...}."""
-    if len(name) <= limit:
-        return name
-    return f"{name[: limit - 11]}...{hashlib.sha1(name.encode()).hexdigest()[:8]}"
-
-
-OmegaConf.register_new_resolver("short", short_name, replace=True)
 
 
 def command_overrides() -> list[str]:
