@@ -16,6 +16,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from resnet_repro.module import is_log_step
+
 
 @contextmanager
 def record_responses(model: nn.Module) -> Iterator[dict[str, float]]:
@@ -76,7 +78,7 @@ class GradientNorms(pl.Callback):
         self._handles = []
 
     def _measuring(self, trainer: pl.Trainer) -> bool:
-        return (trainer.global_step + 1) % self.log_every == 0  # the iteration whose end is logged
+        return is_log_step(trainer.global_step + 1, self.log_every, trainer.max_steps)  # the iteration now starting
 
     def _hook(self, name: str):
         def hook(module: nn.Module, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:

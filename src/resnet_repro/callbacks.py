@@ -15,6 +15,7 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from resnet_repro.files import atomic_write
 from resnet_repro.lock import check_held
+from resnet_repro.module import BAR_ERR, BAR_SPEED, is_log_step
 from resnet_repro.provenance import segment
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class StillHeld(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, idx: int
     ) -> None:
-        if trainer.global_step % self.every == 0 and trainer.is_global_zero:
+        if is_log_step(trainer.global_step, self.every, trainer.max_steps) and trainer.is_global_zero:
             check_held(self.run_dir)
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
@@ -72,7 +73,7 @@ class RunSummary(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, idx: int
     ) -> None:
         self._window_images += len(batch[1])
-        if trainer.global_step % self.log_every == 0 or trainer.global_step == trainer.max_steps:
+        if is_log_step(trainer.global_step, self.log_every, trainer.max_steps):
             self._close_window(trainer)
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -99,7 +100,7 @@ class RunSummary(pl.Callback):
             if trainer.logger is not None:
                 trainer.logger.log_metrics({"train/images_per_s": rate}, step=trainer.global_step)
             trainer.lightning_module.log_dict(
-                {"step": float(trainer.global_step), "img/s": rate}, prog_bar=True, logger=False
+                {"step": float(trainer.global_step), BAR_SPEED: rate}, prog_bar=True, logger=False
             )
         self._window_start = None
 
@@ -159,7 +160,7 @@ class ProgressLog(pl.Callback):
         self.started, self.first_step = time.perf_counter(), trainer.global_step
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, idx: int) -> None:
-        if trainer.global_step % self.log_every == 0 and trainer.global_step > self.first_step:
+        if is_log_step(trainer.global_step, self.log_every, -1) and trainer.global_step > self.first_step:
             self.report(trainer)  # the batch-end hooks of the previous step have logged its window
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -175,7 +176,7 @@ class ProgressLog(pl.Callback):
             self.run_name,
             step,
             total,
-            float(metrics.get("err", float("nan"))),
-            float(metrics.get("img/s", float("nan"))),
+            float(metrics.get(BAR_ERR, float("nan"))),
+            float(metrics.get(BAR_SPEED, float("nan"))),
             time.strftime("%H:%M:%S", time.gmtime(left)),
         )

@@ -11,6 +11,13 @@ from torchmetrics import MeanMetric
 from resnet_repro.errors import ConfigError
 from resnet_repro.schedule import WARMUP_CHECK_EVERY, PaperSchedule
 
+BAR_ERR, BAR_SPEED = "err", "img/s"  # the progress bar's training error and speed (ProgressLog reads them)
+
+
+def is_log_step(step: int, every: int, last: int) -> bool:
+    """Whether iteration `step` (1-based: iterations done) closes a logging window: every `every`, and the last."""
+    return step % every == 0 or step == last
+
 
 class DivergedError(RuntimeError):
     """The training loss became NaN or infinite."""
@@ -151,7 +158,7 @@ class ResNetModule(pl.LightningModule):
                     group["lr"] = base_lr * schedule(step)
                 if self.logger is not None:
                     self.logger.log_metrics({"warmup/end_step": step, "warmup/window_err": float(err)}, step=step)
-        if step % self.hparams.log_every == 0 or step == self.trainer.max_steps:
+        if is_log_step(step, self.hparams.log_every, self.trainer.max_steps):
             self._log_train(step)
 
     def _log_train(self, step: int) -> None:
@@ -166,7 +173,7 @@ class ResNetModule(pl.LightningModule):
         self.train_loss.reset()
         if self.logger is not None:
             self.logger.log_metrics(values, step=step)
-        self.log_dict({"loss": values["train/loss"], "err": values["train/err"]}, prog_bar=True, logger=False)
+        self.log_dict({"loss": values["train/loss"], BAR_ERR: values["train/err"]}, prog_bar=True, logger=False)
 
     # --- evaluation ---
     def _eval_step(self, name: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
