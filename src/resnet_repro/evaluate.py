@@ -31,7 +31,7 @@ from resnet_repro.errors import DataError, UserError
 from resnet_repro.files import read_json, refuse_links, write_json
 from resnet_repro.module import ResNetModule
 from resnet_repro.provenance import git_commit, machine
-from resnet_repro.weights import WeightsError, describe, load_record, read_weights, run_dir_of
+from resnet_repro.weights import WeightsError, load_record, network_name, read_weights, run_dir_of
 
 VIEWS = {"cifar": ("single",), "imagenet": ("center-crop", "10-crop")}  # Sec. 4.2; Sec. 3.4
 EVAL_FILE = "eval.json"
@@ -44,7 +44,7 @@ def family(record: dict[str, Any]) -> str:
 def check_classes(record: dict[str, Any], data: str, classes: int) -> None:
     if record["kwargs"]["num_classes"] != classes:
         raise WeightsError(
-            f"{describe(record)} has {record['kwargs']['num_classes']} outputs, but {data} has {classes} classes"
+            f"{network_name(record)} has {record['kwargs']['num_classes']} outputs, but {data} has {classes} classes"
         )
 
 
@@ -122,7 +122,7 @@ def evaluate(
     split = split or ("test" if kind == "cifar" else "val")
     dataset = dataset or record.get("recipe", {}).get("data.name") or ("cifar10" if kind == "cifar" else "imagenet")
     if (dataset == "imagenet") != (kind == "imagenet"):
-        raise WeightsError(f"{describe(record)} is a {kind.upper()} network; it cannot be evaluated on {dataset}")
+        raise WeightsError(f"{network_name(record)} is a {kind.upper()} network; it cannot be evaluated on {dataset}")
     views = views or VIEWS[kind][-1]
     if views not in VIEWS[kind]:
         raise UserError(f"--views {views}: {kind.upper()} nets are tested with {' or '.join(VIEWS[kind])}")
@@ -148,7 +148,7 @@ def evaluate(
         "weights": str(Path(weights).resolve()),
         "checkpoint": record["source"],
         "format": record["format"],
-        "network": describe(record),
+        "network": network_name(record),
         "recipe_id": record.get("recipe_id"),
         "seed": record.get("seed"),
         "dataset": dataset,

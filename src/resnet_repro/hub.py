@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 from resnet_repro.models import CifarResNet, ImageNetResNet
-from resnet_repro.weights import WeightsError, describe, load_record, read_weights
+from resnet_repro.weights import WeightsError, load_record, network_name, read_weights
 
 
 def with_weights(arch: str, kwargs: dict[str, Any], weights: str | Path | None, which: str) -> nn.Module:
@@ -20,7 +20,7 @@ def with_weights(arch: str, kwargs: dict[str, Any], weights: str | Path | None, 
     record = read_weights(weights, which)
     clash = {k: v for k, v in asked.items() if k in record["kwargs"] and record["kwargs"][k] != v}
     if record["arch"] != arch or clash:
-        raise WeightsError(f"{weights} holds {describe(record)}, not what was asked ({arch}, {asked})")
+        raise WeightsError(f"{weights} holds {network_name(record)}, not what was asked ({arch}, {asked})")
     return load_record(record)
 
 

@@ -44,7 +44,7 @@ class RunHeldError(UserError):
     def __init__(self, run_dir: Path, holder: dict[str, Any]) -> None:
         self.run_dir, self.holder = run_dir, holder
         super().__init__(
-            f"{run_dir} is held by another process ({describe(holder)}), which is training it; nothing was "
+            f"{run_dir} is held by another process ({holder_text(holder)}), which is training it; nothing was "
             f"changed there. Once that process ends, the same command resumes or skips the run"
         )
 
@@ -59,11 +59,11 @@ class LockLost(UserError):  # noqa: N818
         super().__init__(
             f"{path} was deleted or replaced while this process held the run (never delete a run's .lock: the "
             f"kernel releases it when its process ends); this process stopped without writing more, since another "
-            f"process may hold the run now" + (f" ({describe(holder)})" if holder else "")
+            f"process may hold the run now" + (f" ({holder_text(holder)})" if holder else "")
         )
 
 
-def describe(holder: dict[str, Any]) -> str:
+def holder_text(holder: dict[str, Any]) -> str:
     """'host H, pid P, since T' for a holder record (what the holder wrote in `.lock`)."""
     return f"host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, since {holder.get('since', '?')}"
 

@@ -25,7 +25,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_repro.files import read_json, write_json
-from resnet_repro.lock import describe
+from resnet_repro.lock import holder_text
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def announce(
     if ledger is None or not (Path(ledger) / "sweep.json").is_file():  # no sweep, or its ledger is gone
         return
     total = (read_json(Path(ledger) / "sweep.json") or {}).get("total", "?")
-    shown = f"held by another process, {describe(holder)}" if holder else status
+    shown = f"held by another process, {holder_text(holder)}" if holder else status
     log.info("run %d of %s %s: %s%s", job + 1, total, event, run_dir, f" ({shown})" if shown else "")
     if status is not None:
         write_json(Path(ledger) / f"job-{job:06d}.json", {"run_dir": str(run_dir), "status": status, "holder": holder})

@@ -169,12 +169,12 @@ def load_record(record: dict[str, Any], map_location: str | torch.device = "cpu"
     try:
         model = build(record)
     except (TypeError, ValueError) as err:  # constructor arguments that no network of its class takes
-        raise WeightsError(f"{record['source']}: cannot build {describe(record)}: {err}") from None
+        raise WeightsError(f"{record['source']}: cannot build {network_name(record)}: {err}") from None
     try:
         model.load_state_dict(record["state_dict"], strict=True)
     except RuntimeError as err:
         first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
-        raise WeightsError(f"{record['source']}: the weights do not fit {describe(record)}: {first}") from None
+        raise WeightsError(f"{record['source']}: the weights do not fit {network_name(record)}: {first}") from None
     return model.to(map_location).eval()
 
 
@@ -187,7 +187,7 @@ def load_model(path: str | Path, which: str = "best", map_location: str | torch.
     return load_record(read_weights(path, which), map_location)
 
 
-def describe(record: dict[str, Any]) -> str:
+def network_name(record: dict[str, Any]) -> str:
     """'CifarResNet(depth=56, residual=True, shortcut='A', num_classes=10)'."""
     return f"{record['arch']}({', '.join(f'{k}={v!r}' for k, v in record['kwargs'].items())})"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from resnet_repro.config import net_keys
 from resnet_repro.files import read_json
-from resnet_repro.lock import describe, holder
+from resnet_repro.lock import holder, holder_text
 from resnet_repro.recipe import RECIPE, fingerprint, flatten, is_recipe_key
 
 DATASET_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet": "ImageNet"}
@@ -158,7 +158,7 @@ def find_runs(sweeps: list[Path]) -> list[Run]:
             results = read_json(run_dir / "results.json") or {"status": "unfinished"}
             held = holder(run_dir) if results["status"] != "completed" else None
             if held is not None:  # being trained right now (lock.py)
-                results = {**results, "status": "held by another process", "error": describe(held)}
+                results = {**results, "status": "held by another process", "error": holder_text(held)}
             recipe = results.get("recipe") or identity.get("recipe")
             if recipe is None:  # recorded by a version without run identities: its config's recipe keys
                 recipe = {k: v for k, v in flatten(results.get("config") or {}).items() if is_recipe_key(k)}

@@ -64,11 +64,11 @@ def departures(group: Group) -> list[str]:
     for key in sorted(paper.keys() | ours.keys(), key=lambda k: (first.index(k) if k in first else len(first), k)):
         if key == "data.fingerprint" or paper.get(key) == ours.get(key):
             continue
-        words.append(describe(key, ours.get(key), paper.get(key)))
+        words.append(departure(key, ours.get(key), paper.get(key)))
     return words
 
 
-def describe(key: str, ours: Any, paper: Any) -> str:
+def departure(key: str, ours: Any, paper: Any) -> str:
     """One departure from the paper's recipe, as a reader would say it."""
     if key == "trainer.max_steps":
         return f"{ours:,} of {paper:,} iterations"
