@@ -1,19 +1,19 @@
-"""Training-speed benchmark on the real CIFAR-10 images: ours against the common reference loop, same machine.
+"""Training-speed benchmark on the real CIFAR-10 images: ours against the common reference loop, like with like.
 
     python benchmarks/bench_train.py --data /path/to/cifar10 [--depths 20 56 110]      (make bench DATA=...)
 
-For each CIFAR ResNet depth, images per second of training steps at batch 128:
-  (a) ours: the real `python -m resnet_repro.train` path (Lightning, fast data path, the project's defaults but
-      for the precision: bf16 autocast where the hardware has native bf16, an opt-in), read from the run's
-      `train/images_per_s` log;
-  (b) reference: a bare loop over the same model fed by a torchvision DataLoader with PIL transforms
-      (RandomCrop(32, 4), RandomHorizontalFlip, ToTensor, Normalize; 2 workers), SGD as in the paper, with the
-      per-step `loss.item()` such loops log;
-  (c) the same bare loop fed by our fast data path, with channels_last and the precision of (a), so that (a)/(c)
-      is Lightning's overhead alone;
-  (d) the machine's matmul ceiling in the precision (a) trains in (fp32, or bf16 where the hardware has it) and
-      each model's training FLOPs per image (torch.utils.flop_counter), giving
-      utilization = images/s x FLOPs/image / ceiling.
+For each precision (fp32, the project's default; and bf16 autocast where the hardware computes bf16 natively) and
+each CIFAR ResNet depth, images per second of training steps at batch 128, all in one run on one machine:
+  (a) ours: the real `python -m resnet_repro.train` path (Lightning, fast data path, the project's defaults) in
+      that precision, read from the run's `train/images_per_s` log;
+  (b) reference: the common loop in the same precision: the model fed by a torchvision DataLoader with PIL
+      transforms (RandomCrop(32, 4), RandomHorizontalFlip, ToTensor, Normalize; 2 workers), SGD as in the paper,
+      the per-step `loss.item()` such loops log; for bf16, autocast with channels_last, as such loops do it;
+  (c) the same bare loop fed by our fast data path, channels_last, same precision: (a)/(c) is Lightning's cost;
+  (d) the limits, measured in the same run and precision: a CIFAR-shaped 3x3 convolution forward + backward at
+      batch 128, channels_last (16 channels at 32x32, 32 at 16x16, 64 at 8x8; a ResNet spends equal FLOPs in
+      the three, so the limit is their harmonic mean), and a 4096x4096 matmul. Utilization = images/s x training
+      FLOPs per image (torch.utils.flop_counter) / the conv limit.
 Each variant runs in its own process (peak RSS is that process's, data loader workers included). Throughput is
 the median over windows of `--window` steps with the first window (warm-up) left out.
 """
@@ -60,7 +60,7 @@ def timed_windows(batches, step, steps: int, window: int) -> float:
     return statistics.median(rates[1:])
 
 
-def sgd_step(model: torch.nn.Module, sync: bool, bf16: bool = False):
+def sgd_step(model: torch.nn.Module, sync: bool, bf16: bool):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -80,7 +80,7 @@ def endless(loader):
         yield from loader
 
 
-def worker_reference(data: str, depth: int, steps: int, window: int) -> float:
+def worker_reference(data: str, depth: int, steps: int, window: int, precision: str) -> float:
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_data import reference_loader
 
@@ -90,12 +90,16 @@ def worker_reference(data: str, depth: int, steps: int, window: int) -> float:
     dm = CifarDataModule(root=data)
     dm.prepare_data()
     dm.setup("fit")
+    bf16 = precision == "bf16-mixed"
     loader = reference_loader(*dm.splits["train"], batch_size=BATCH)
     model = CifarResNet(depth).train()
-    return timed_windows(endless(loader), sgd_step(model, sync=True), steps, window)
+    if bf16:  # how such loops opt into bf16 on a CPU: autocast, with channels_last
+        model = model.to(memory_format=torch.channels_last)
+        loader = ((x.to(memory_format=torch.channels_last), y) for x, y in endless(loader))
+    return timed_windows(endless(loader), sgd_step(model, sync=True, bf16=bf16), steps, window)
 
 
-def worker_fast_loop(data: str, depth: int, steps: int, window: int) -> float:
+def worker_fast_loop(data: str, depth: int, steps: int, window: int, precision: str) -> float:
     from resnet_repro.data import CifarDataModule
     from resnet_repro.models import CifarResNet
 
@@ -103,11 +107,11 @@ def worker_fast_loop(data: str, depth: int, steps: int, window: int) -> float:
     dm.prepare_data()
     dm.setup("fit")
     model = CifarResNet(depth).train().to(memory_format=torch.channels_last)
-    step = sgd_step(model, sync=False, bf16=bench_precision() == "bf16-mixed")
+    step = sgd_step(model, sync=False, bf16=precision == "bf16-mixed")
     return timed_windows(endless(dm.train_dataloader()), step, steps, window)
 
 
-def worker_ours(data: str, depth: int, steps: int, window: int) -> float:
+def worker_ours(data: str, depth: int, steps: int, window: int, precision: str) -> float:
     from resnet_repro import train
     from resnet_repro.tb_events import read_scalars
 
@@ -121,7 +125,8 @@ def worker_ours(data: str, depth: int, steps: int, window: int) -> float:
             "optim.milestones=[]",
             f"log_every={window}",
             "data.val_size=1000",
-            f"trainer.precision={bench_precision()}",
+            f"trainer.precision={precision}",
+            "trainer.accelerator=cpu",  # like with like: every variant and limit here runs on the CPU
             "data.test_size=1000",
             "progress_bar=false",
             f"hydra.run.dir={out}",
@@ -132,11 +137,33 @@ def worker_ours(data: str, depth: int, steps: int, window: int) -> float:
         return statistics.median(v for _, v in rates[1:])
 
 
-def bench_precision() -> str:
-    """bf16 autocast where the hardware computes bf16 natively, else fp32: the fastest faithful-enough setting."""
-    from resnet_repro.provenance import native_bf16
+def precisions() -> list[str]:
+    """fp32 (the project's default), and bf16 autocast where this CPU computes bf16 natively (AVX512-BF16, AMX)."""
+    native = any(
+        getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
+    return ["32-true", "bf16-mixed"] if native else ["32-true"]
 
-    return "bf16-mixed" if native_bf16() else "32-true"
+
+def conv_limit(precision: str, repeats: int = 5) -> float:
+    """FLOP/s of a CIFAR-shaped 3x3 convolution forward + backward (input and weight gradients) at batch 128,
+    channels_last, in `precision`: the harmonic mean over the three stage shapes (equal FLOPs in each)."""
+    rates = []
+    for channels, size in ((16, 32), (32, 16), (64, 8)):
+        conv = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
+        x = torch.randn(BATCH, channels, size, size).to(memory_format=torch.channels_last).requires_grad_()
+        grad = torch.randn(BATCH, channels, size, size).to(memory_format=torch.channels_last)
+        flops = 3 * 2 * BATCH * channels * channels * 9 * size * size  # forward, input grad, weight grad
+        times = []
+        for i in range(repeats + 2):
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
+                y = conv(x)
+            torch.autograd.grad(y, (x, conv.weight), grad.to(y.dtype))  # the two gradients, not accumulated
+            if i >= 2:  # two warm-ups
+                times.append(time.perf_counter() - start)
+        rates.append(flops / statistics.median(times))
+    return len(rates) / sum(1 / r for r in rates)
 
 
 def matmul_ceiling(dtype: torch.dtype, n: int = 4096, repeats: int = 5) -> float:
@@ -164,6 +191,17 @@ def train_flops_per_image(depth: int) -> float:
 WORKERS = {"ours": worker_ours, "reference": worker_reference, "fast_loop": worker_fast_loop}
 
 
+def run_worker(name: str, depth: int, precision: str, args: argparse.Namespace) -> dict:
+    """One variant in its own process: {"images_per_s", "peak_rss_mb"}."""
+    cmd = [sys.executable, __file__, "--worker", name, "--depth", str(depth), "--precision", precision]
+    cmd += ["--data", args.data, "--steps", str(args.steps), "--window", str(args.window)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    line = next((s for s in out.stdout.splitlines() if s.startswith("RESULT ")), None)
+    if line is None:
+        sys.exit(f"variant {name} failed for depth {depth} in {precision}:\n{out.stderr[-3000:]}")
+    return json.loads(line[len("RESULT ") :])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="a CIFAR-10 root (official archive or image folders)")
@@ -172,56 +210,38 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=10, help="steps per timing window")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--depth", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--precision", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:  # one variant in this process; print its result as JSON
-        rate = WORKERS[args.worker](args.data, args.depth, args.steps, args.window)
+        rate = WORKERS[args.worker](args.data, args.depth, args.steps, args.window, args.precision)
         print("RESULT " + json.dumps({"images_per_s": rate, "peak_rss_mb": peak_rss_mb()}))
         return
 
-    precision = bench_precision()
-    fp32, bf16 = matmul_ceiling(torch.float32), matmul_ceiling(torch.bfloat16)
-    ceiling = bf16 if precision == "bf16-mixed" else fp32
-    print(f"machine: {machine()}, {torch.get_num_threads()} torch threads, our precision: {precision}")
-    print(
-        f"(d) matmul ceiling (4096x4096): fp32 {fp32 / 1e9:.1f} GFLOP/s, bf16 {bf16 / 1e9:.1f} GFLOP/s; "
-        f"utilization of (a) against the {'bf16' if ceiling == bf16 else 'fp32'} one"
-    )
-    header = (
-        f"{'net':>10} | {'(a) ours':>9} | {'(b) ref':>9} | {'(c) loop':>9} | {'a/b':>5} | {'a/c':>5} | "
-        f"{'GFLOP/img':>9} | {'util a':>6} | peak RSS MB a / b / c"
-    )
-    print(header)
-    for depth in args.depths:
-        results = {}
-        for name in ("ours", "reference", "fast_loop"):
-            cmd = [
-                sys.executable,
-                __file__,
-                "--worker",
-                name,
-                "--depth",
-                str(depth),
-                "--data",
-                args.data,
-                "--steps",
-                str(args.steps),
-                "--window",
-                str(args.window),
-            ]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            line = next((s for s in out.stdout.splitlines() if s.startswith("RESULT ")), None)
-            if line is None:
-                sys.exit(f"variant {name} failed for depth {depth}:\n{out.stderr[-3000:]}")
-            results[name] = json.loads(line[len("RESULT ") :])
-        a, b, c = (results[k]["images_per_s"] for k in ("ours", "reference", "fast_loop"))
-        flops = train_flops_per_image(depth)
-        rss = " / ".join(f"{results[k]['peak_rss_mb']:,.0f}" for k in ("ours", "reference", "fast_loop"))
+    print(f"machine: {machine()}, {torch.get_num_threads()} torch threads")
+    flops = {depth: train_flops_per_image(depth) for depth in args.depths}
+    for precision in precisions():
+        dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float32
+        conv, matmul = conv_limit(precision), matmul_ceiling(dtype)
         print(
-            f"{'ResNet-' + str(depth):>10} | {a:9.1f} | {b:9.1f} | {c:9.1f} | {a / b:5.2f} | {a / c:5.2f} | "
-            f"{flops / 1e9:9.3f} | {a * flops / ceiling:6.1%} | {rss}",
-            flush=True,
+            f"\n{precision}: limits measured now: conv3x3 fwd+bwd {conv / 1e9:.1f} GFLOP/s, "
+            f"matmul {matmul / 1e9:.1f} GFLOP/s"
         )
+        print(
+            "| net | (a) ours | (b) reference | a/b | (c) bare loop, our data | a/c | ours GFLOP/s | of conv limit "
+            "| peak RSS MB a / b / c |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        for depth in args.depths:
+            results = {name: run_worker(name, depth, precision, args) for name in ("ours", "reference", "fast_loop")}
+            a, b, c = (results[k]["images_per_s"] for k in ("ours", "reference", "fast_loop"))
+            rss = " / ".join(f"{results[k]['peak_rss_mb']:,.0f}" for k in ("ours", "reference", "fast_loop"))
+            achieved = a * flops[depth]
+            print(
+                f"| ResNet-{depth} | {a:.1f} | {b:.1f} | {a / b:.2f} | {c:.1f} | {a / c:.2f} | "
+                f"{achieved / 1e9:.1f} | {achieved / conv:.1%} | {rss} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -90,18 +90,21 @@ def test_defaults_are_the_papers_protocol_and_fp32() -> None:
         assert cfg.data.val_size == 0 and cfg.data.batch_size == 128, overrides
 
 
-def test_directory_name_exclusions_are_never_recipe_keys() -> None:
-    """A key left out of run directory names must not change the recipe, or two recipes would share a folder."""
-    cfg = compose_config(["trainer.max_epochs=3", "optim.lr=0.05", "data.loader=torchvision"], return_hydra=True)
-    excluded = list(cfg.hydra.job.config.override_dirname.exclude_keys)
-    for key in excluded:
-        if key in DIRNAME_ALSO:
-            continue  # group choices: what they select is checked through the recipe
-        assert not is_recipe_key(key), key
-    assert set(NOT_RECIPE) <= set(excluded)  # both ways: what is not recipe never names a directory
-    assert cfg.hydra.job.override_dirname == "optim.lr=0.05"
+def test_directory_names_hold_exactly_the_recipe_overrides() -> None:
+    """What is not recipe (recipe.NOT_RECIPE, and every key under it) never names a run directory, so one recipe
+    has one folder; every recipe override does, so two recipes never share one."""
+    not_recipe = ["seed=1", "data.root=/x", "callbacks.progress_bar.refresh_rate=5", "logger.default_hp_metric=true"]
+    not_recipe += ["trainer.max_epochs=3", "data.loader=torchvision", "trainer=gpu", "experiment=fig6"]
+    cfg = compose_config([*not_recipe, "optim.lr=0.05", "net=resnet56"], return_hydra=True)
+    assert cfg.hydra.sweep.subdir == "net=resnet56,optim.lr=0.05/seed=1"
+    assert cfg.hydra.run.dir == "outputs/cifar10/net=resnet56,optim.lr=0.05/seed=1"
+    for override in not_recipe:
+        key = override.split("=")[0]
+        assert key in DIRNAME_ALSO or not is_recipe_key(key), key
     assert not is_recipe_key("seed") and is_recipe_key("trainer.precision") and is_recipe_key("data.batch_size")
     assert "data.root" in NOT_RECIPE and is_recipe_key("data.fingerprint") and is_recipe_key("optim.warmup_window")
+    long = compose_config([f"optim.milestones=[{','.join(str(i) for i in range(1, 60))}]"], return_hydra=True)
+    assert len(long.hydra.sweep.subdir.split("/")[0]) == 120  # cut, with a hash of the whole
 
 
 def test_options_of_a_feature_that_is_off_are_not_recipe() -> None:

@@ -372,6 +372,9 @@ def test_unreadable_run_files_are_left_out_not_fatal(tmp_path: Path) -> None:
     (group,) = group_runs(find_runs([tmp_path]))
     assert group.values("test_err") == [] and group.values("response") == [] and group.values("gradient_decay") == []
     assert write_report([tmp_path], tmp_path / "report").is_file()
+    for content in ('{"status": "completed", "metrics": 5}', '{"metrics": {}}', "[1, 2]", '"text"'):
+        (run / "results.json").write_text(content)  # what a stranger's folder may hold: left out, not fatal
+        assert write_report([tmp_path], tmp_path / "report").is_file(), content
 
 
 def test_a_train_err_of_the_older_definition_is_not_used(tmp_path: Path) -> None:

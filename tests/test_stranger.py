@@ -25,7 +25,7 @@ from resnet_repro.files import CheckpointError, load_checkpoint
 from resnet_repro.lock import RunLock
 from resnet_repro.report import write_report
 from resnet_repro.sweep import LEDGER_ENV
-from resnet_repro.weights import best_checkpoint
+from resnet_repro.weights import best_checkpoint, read_weights
 from tests.conftest import write_cifar_folder
 from tests.helpers import REPO, TINY, run_cli
 
@@ -235,6 +235,10 @@ def test_unusable_weights_are_one_line_each(run_copy: Path, tiny_cifar: Path, tm
     torch.save(data, last)
     one_line_error(python("-m", "resnet_repro.export", str(run_copy), "--which", "last"), "do not fit")
     assert not (run_copy / "export").exists()
+    # an exported file outside any run, without --out: where to write is asked for, not guessed
+    exported = tmp_path / "weights.pt"
+    torch.save({**read_weights(run_copy), "source": "x"}, exported)
+    one_line_error(python("-m", "resnet_repro.export", str(exported)), "--out")
     # a recipe without model.num_classes
     data = load_checkpoint(run_copy / "checkpoints" / next(p.name for p in last.parent.glob("best-step=*")))
     identity = data["run_identity"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from resnet_repro.recipe import INERT_WHEN_OFF, NOT_RECIPE, flatten
+from resnet_repro.recipe import INERT_WHEN_OFF, flatten, is_recipe_key
 
 VERSION_BASE = "1.3"  # Hydra's version_base, in this one place
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # a link to the repository's conf/; a copy when installed
@@ -31,22 +31,27 @@ def net_keys() -> tuple[str, ...]:
 
 def short_name(name: str, limit: int = 120) -> str:
     """A run directory name from its overrides: as is when short, else cut with a hash of the whole (Linux allows
-    255 bytes per file name). The config resolver ${short:...}."""
+    255 bytes per file name)."""
     if len(name) <= limit:
         return name
     return f"{name[: limit - 11]}...{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
-# group choices left out of run directory names besides NOT_RECIPE: what they select is part of the recipe and
-# shows in it (the trainer group only picks device and strategy; an experiment sets keys that name themselves)
+# group choices left out of run directory names besides what is not recipe: what they select is part of the recipe
+# and shows in it (the trainer group only picks device and strategy; an experiment sets keys that name themselves)
 DIRNAME_ALSO = ("experiment", "trainer", "hydra/launcher", "hydra.launcher.n_jobs")
 
 
-def dirname_excludes() -> list[str]:
-    """The overrides left out of run directory names (conf/train.yaml, ${dirname_excludes:}): recipe.NOT_RECIPE,
-    the one list of what does not change a run, and the group choices above."""
-    return [*NOT_RECIPE, *DIRNAME_ALSO]
+def run_dirname(overrides: list[str]) -> str:
+    """A run directory's name from the command line's overrides: those that change the recipe, sorted, joined by
+    "," (Hydra's override_dirname, but leaving out every key under recipe.NOT_RECIPE, `callbacks.*` included, and
+    the group choices DIRNAME_ALSO), shortened by `short_name`. The config resolver ${run_dirname:...}."""
+    kept = []
+    for override in overrides:
+        key = str(override).split("=", 1)[0].lstrip("+~")
+        if key not in DIRNAME_ALSO and is_recipe_key(key):
+            kept.append(str(override))
+    return short_name(",".join(sorted(kept)))
 
 
-OmegaConf.register_new_resolver("short", short_name, replace=True)
-OmegaConf.register_new_resolver("dirname_excludes", dirname_excludes, replace=True)
+OmegaConf.register_new_resolver("run_dirname", run_dirname, replace=True)

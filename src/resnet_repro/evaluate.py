@@ -196,12 +196,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help=f"default: {EVAL_FILE} beside the weights")
     args = parser.parse_args(argv)
     try:
+        if args.out is None and run_dir_of(args.weights) is not None:
+            refuse_links(run_dir_of(args.weights))  # eval.json is written beside a run only if it holds no links
         result = evaluate(
             args.weights, args.data, args.dataset, args.split, args.views, args.which, args.batch_size, args.accelerator
         )
         out = args.out or default_out(args.weights)
-        if args.out is None and run_dir_of(args.weights) is not None:
-            refuse_links(run_dir_of(args.weights))  # eval.json is written beside a run only if it holds no links
         record_eval(out, result)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -42,7 +42,7 @@ from resnet_repro.files import (
     refuse_links,
     write_json,
 )
-from resnet_repro.lock import LockLost, RunHeldError, check_held, hold
+from resnet_repro.lock import LockLost, RunHeldError, RunLock, check_held, hold
 from resnet_repro.module import DivergedError, ResNetModule
 from resnet_repro.provenance import git_commit, machine
 from resnet_repro.recipe import RECIPE, check_identity, claim_run_dir, fingerprint, make_recipe
@@ -173,16 +173,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if cfg.ckpt_path not in (None, "last"):
         resume_checkpoint(out_dir, cfg.ckpt_path, identity)  # the user's file: checked before anything is written
     with hold(out_dir, trainer.is_global_zero):  # RunHeldError when another process trains it; DDP: rank 0 holds
-        try:
-            return fit_and_test(cfg, out_dir, trainer, module, datamodule, summary, segments, results, overrides)
-        except UserError:
-            raise  # bad input, or the lock lost: nothing more is written
-        except Exception as err:  # recorded while still held, unless the run had completed
-            previous = read_json(out_dir / RESULTS) or {}
-            if previous.get("status") != "completed" and trainer.is_global_zero:
-                failed = {"status": "failed", "error": f"{type(err).__name__}: {err}", **identity}
-                record(trainer, out_dir, {**failed, "config": results["config"]})
-            raise
+        return fit_and_test(cfg, out_dir, trainer, module, datamodule, summary, segments, results, overrides)
 
 
 def fit_and_test(
@@ -262,6 +253,18 @@ def record(trainer: pl.Trainer, out_dir: Path, results: dict[str, Any]) -> dict[
     return results
 
 
+def record_failure(out_dir: Path, failed: dict[str, Any]) -> None:
+    """Record a failed run in its results.json, holding the run meanwhile (never over a completed run's record,
+    never while another process holds it)."""
+    try:
+        with RunLock(out_dir):
+            previous = read_json(out_dir / RESULTS) or {}
+            if previous.get("status") != "completed":
+                write_json(out_dir / RESULTS, failed)
+    except UserError as err:  # held by another process, or unwritable: the sweep's summary still counts it
+        log.warning("the failure of %s is not recorded there: %s", out_dir, err)
+
+
 def remove_empty(folder: Path, root: Path) -> None:
     """Remove `folder` and its parents below `root` while they are empty (Hydra made them for a refused run)."""
     root = root.resolve()
@@ -310,8 +313,9 @@ def run(cfg: DictConfig) -> float | None:
     except Exception as err:
         if not multirun:
             raise
-        log.exception("run %s failed", out_dir)  # train() recorded it in results.json while holding the run
+        log.exception("run %s failed", out_dir)
         results = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+        record_failure(out_dir, {**results, "config": OmegaConf.to_container(cfg, resolve=True)})
     progress(job, "skipped" if results.get("skipped") else "finished", out_dir, results["status"])
     if results["status"] in ("diverged", "stopped"):
         print(f"error: {results['error']}; recorded in {out_dir / RESULTS}", file=sys.stderr)

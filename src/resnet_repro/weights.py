@@ -207,9 +207,12 @@ def export(run: str | Path, out: str | Path | None = None, which: str = "best") 
     kwargs = record["kwargs"]
     name = f"{'resnet' if kwargs.get('residual', True) else 'plain'}{kwargs['depth']}"
     run_dir = run_dir_of(Path(run))
-    refuse_links(run_dir)  # a stranger's export/ may be a link to elsewhere
-    default = run_dir / "export" / f"{name}-{record['recipe_id']}-seed{record['seed']}.pt"
-    out = Path(out) if out is not None else default
+    if out is None:
+        if run_dir is None:
+            raise WeightsError(f"{run} is not inside a run directory: give the file to write (--out)")
+        refuse_links(run_dir)  # a stranger's export/ may be a link to elsewhere
+        out = run_dir / "export" / f"{name}-{record['recipe_id']}-seed{record['seed']}.pt"
+    out = Path(out)
     record = {**record, "source": str(Path(record["source"]).resolve())}
     atomic_write(out, lambda tmp: torch.save(record, tmp))
     return out

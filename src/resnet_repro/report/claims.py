@@ -40,7 +40,7 @@ def shortcut_spread() -> float:
 @cache
 def shortcut_margin() -> float:
     """What 'small' means for the options (pp): half of what residual learning gains at depth 34 (Table 2: plain-34
-    28.54 − ResNet-34 25.03 = 3.51, so 1.76). The paper calls Table 3's spread (0.84) small next to that gain; a
+    28.54 − ResNet-34 25.03 = 3.51, so 1.75). The paper calls Table 3's spread (0.84) small next to that gain; a
     margin of the spread itself would leave a reproduction of Table 3 on the boundary."""
     table2 = paper_numbers()["imagenet"]["table2_top1"]
     return round((table2["plain34"] - table2["resnet34"]) / 2, 2)

@@ -48,8 +48,9 @@ class Run:
     results: dict[str, Any]
 
     @property
-    def metrics(self) -> dict[str, float]:
-        return self.results.get("metrics") or {}
+    def metrics(self) -> dict[str, Any]:
+        metrics = self.results.get("metrics")
+        return metrics if isinstance(metrics, dict) else {}
 
     @property
     def error(self) -> str | None:
@@ -84,7 +85,7 @@ class Run:
             return math.log10(norms[0] / norms[-1]) if len(norms) >= 2 and norms[0] > 0 and norms[-1] > 0 else None
         if metric in ("train_err", "train_loss") and "train_window" not in self.metrics:
             return None
-        value = self.metrics.get(metric) if isinstance(self.metrics, dict) else None
+        value = self.metrics.get(metric)
         return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
@@ -148,21 +149,48 @@ class Group:
         return {run.seed: value for run in self.runs if (value := run.value(metric)) is not None}
 
 
+def as_dict(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+# results.json fields the report reads, and the types they must have (None allowed for all but metrics and step)
+SCHEMA = {"metrics": dict, "step": int, "machine": dict, "data": dict, "wall_time_s": int | float, "segments": list}
+
+
+def malformed(results: dict[str, Any]) -> str | None:
+    """What is wrong with a completed run's results.json for the report, or None."""
+    if results["status"] != "completed":
+        return None
+    for key, kind in SCHEMA.items():
+        value = results.get(key)
+        if (value is not None or key in ("metrics", "step")) and not isinstance(value, kind):
+            return f"{key} is {type(value).__name__}, not {getattr(kind, '__name__', kind)}"
+    segments = results.get("segments") or []
+    if not all(isinstance(s, dict) and isinstance(s.get("steps"), list) and len(s["steps"]) == 2 for s in segments):
+        return "segments are not [{steps: [from, to], ...}]"
+    return None
+
+
 def find_runs(sweeps: list[Path]) -> list[Run]:
     """Every run directory (one with recipe.json or results.json) under the sweeps, with what it recorded."""
     runs = []
     for sweep in sweeps:
         run_dirs = {p.parent for name in (RECIPE, "results.json") for p in sweep.rglob(name)}
         for run_dir in sorted(run_dirs):
-            identity = read_json(run_dir / RECIPE) or {}
-            results = read_json(run_dir / "results.json") or {"status": "unfinished"}
+            identity = as_dict(read_json(run_dir / RECIPE))
+            results = as_dict(read_json(run_dir / "results.json"))  # a file from elsewhere may hold anything
+            results["status"] = str(results.get("status", "unfinished"))
+            problem = malformed(results)
+            if problem:
+                results = {"status": "unreadable", "error": f"results.json: {problem}; left out"}
             held = holder(run_dir) if results["status"] != "completed" else None
             if held is not None:  # being trained right now (lock.py)
                 results = {**results, "status": "held by another process", "error": holder_text(held)}
             recipe = results.get("recipe") or identity.get("recipe")
-            if recipe is None:  # recorded by a version without run identities: its config's recipe keys
-                recipe = {k: v for k, v in flatten(results.get("config") or {}).items() if is_recipe_key(k)}
-            seed = results.get("seed", identity.get("seed", (results.get("config") or {}).get("seed")))
+            config = as_dict(results.get("config"))
+            if not isinstance(recipe, dict):  # recorded by a version without run identities: its config's keys
+                recipe = {k: v for k, v in flatten(config).items() if is_recipe_key(k)}
+            seed = results.get("seed", identity.get("seed", config.get("seed")))
             runs.append(Run(run_dir, results["status"], seed, recipe, results))
     return runs
 
