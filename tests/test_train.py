@@ -234,13 +234,17 @@ def test_classic_loader_order_is_a_function_of_seed_and_epoch(tiny_cifar: Path, 
 
     args = [*TINY, f"data.root={tiny_cifar}", "model.depth=8", "data.loader=torchvision", "data.num_workers=0"]
     run_dir = tmp_path / "run"
-    assert (
-        run_cli([*args, "trainer.max_steps=12", "optim.milestones=[8,10]", f"hydra.run.dir={run_dir}"]).returncode == 0
-    )
-    # the same recipe but longer, from that run's checkpoint at iteration 12 (21 batches per epoch)
-    longer = run_cli([*args, f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={tmp_path / 'b'}"])
-    out = longer.stdout + longer.stderr
+    # a callback added by config alone stops the run at its first validation (iteration 12 of 24): not completed
+    stop = ["+callbacks.stop._target_=pytorch_lightning.callbacks.EarlyStopping", "+callbacks.stop.monitor=val/err"]
+    stop += ["+callbacks.stop.stopping_threshold=101", "+callbacks.stop.check_on_train_epoch_end=false"]
+    stopped = run_cli([*args, *stop, f"hydra.run.dir={run_dir}"])
+    assert stopped.returncode == 1 and "training stopped at step 12 of 24" in stopped.stderr, stopped.stderr[-3000:]
+    # the same recipe, from that run's checkpoint at iteration 12 (21 batches per epoch), in another directory
+    resumed = run_cli([*args, f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={tmp_path / 'b'}"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    out = resumed.stdout + resumed.stderr
     assert "resuming at iteration 12, 12 iterations into epoch 0: the classic (torchvision) loader resumes at " in out
+    assert json.loads((tmp_path / "b" / "results.json").read_text())["step"] == 24
 
 
 @pytest.mark.slow

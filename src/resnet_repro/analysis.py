@@ -49,6 +49,14 @@ def record_responses(model: nn.Module) -> Iterator[dict[str, float]]:
             result[name] = float((total_sq / n - mean.square()).clamp_min(0).sqrt())
 
 
+def log_responses(experiment: Any, responses: dict[str, float]) -> None:
+    """Fig. 7 in TensorBoard: each layer's response std in network order (a), and sorted in descending order (b)."""
+    for i, std in enumerate(responses.values()):
+        experiment.add_scalar("layer_responses/std", std, i)
+    for i, std in enumerate(sorted(responses.values(), reverse=True)):
+        experiment.add_scalar("layer_responses/std_sorted", std, i)
+
+
 class GradientNorms(pl.Callback):
     """Sec. 4.1: "the backward propagated gradients exhibit healthy norms with BN", measured.
 

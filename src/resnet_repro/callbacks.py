@@ -1,6 +1,10 @@
 """Lightning callbacks and plugins of a run: its summary (speed, best val error), its segments (which code and
 machine trained which steps), a progress log line for runs without a progress bar, the check that the run is
-still held, and atomic checkpoints."""
+still held, its checkpoints (in the run directory, written atomically).
+
+Each callback finds the run directory as `trainer.default_root_dir` (train.py sets it), so conf/callbacks/ can
+name any of them, and a callback of the user's is added by config alone (`+callbacks.NAME._target_=...`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from resnet_repro.files import atomic_write
@@ -28,22 +33,39 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
 
 
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, in the run directory's checkpoints/ and by its `monitor` (val error) when the
+    run has a val split; without one (data.val_size=0, the paper's CIFAR protocol) it keeps the latest."""
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.dirpath is None:
+            self.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
+        if self.monitor is not None and "val" not in trainer.datamodule.eval_names():
+            self.monitor = None
+        super().setup(trainer, pl_module, stage)
+
+
 class StillHeld(pl.Callback):
     """Stops the run (LockLost) when its `.lock` was deleted or replaced: checked every `every` iterations and
     before each checkpoint is written, so a process that lost the run writes nothing more there."""
 
-    def __init__(self, run_dir: Path, every: int) -> None:
-        self.run_dir, self.every = run_dir, every
+    def __init__(self, every: int) -> None:
+        self.every = every
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, idx: int
     ) -> None:
         if is_log_step(trainer.global_step, self.every, trainer.max_steps) and trainer.is_global_zero:
-            check_held(self.run_dir)
+            check_held(Path(trainer.default_root_dir))
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         if trainer.is_global_zero:
-            check_held(self.run_dir)
+            check_held(Path(trainer.default_root_dir))
+
+
+def find(trainer: pl.Trainer, kind: type[pl.Callback]) -> Any:
+    """The trainer's callback of class `kind` (train.py always adds the run's own: RunSummary, Segments, ...)."""
+    return next(c for c in trainer.callbacks if isinstance(c, kind))
 
 
 class RunSummary(pl.Callback):
@@ -149,15 +171,18 @@ class Segments(pl.Callback):
 
 
 class ProgressLog(pl.Callback):
-    """With the progress bar off (logs, CI, clusters): one line per log interval with the run, the step of the
-    total, the training error, images/s and the time left at the speed of this process so far."""
+    """When no progress bar is shown (progress_bar=false: logs, CI, clusters): one line per log interval with the
+    run, the step of the total, the training error, images/s and the time left at this process's speed so far."""
 
-    def __init__(self, run_name: str, log_every: int) -> None:
-        self.run_name, self.log_every = run_name, log_every
-        self.started, self.first_step = 0.0, 0
+    def __init__(self, log_every: int) -> None:
+        self.log_every = log_every
+        self.run_name, self.started, self.first_step = "", 0.0, 0
+        self.silent = False
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.run_name = str(Path(*Path(trainer.default_root_dir).parts[-2:]))  # <overrides>/seed=N
         self.started, self.first_step = time.perf_counter(), trainer.global_step
+        self.silent = trainer.progress_bar_callback is not None
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, idx: int) -> None:
         if is_log_step(trainer.global_step, self.log_every, -1) and trainer.global_step > self.first_step:
@@ -167,6 +192,8 @@ class ProgressLog(pl.Callback):
         self.report(trainer)
 
     def report(self, trainer: pl.Trainer) -> None:
+        if self.silent:
+            return
         step, total = trainer.global_step, trainer.max_steps
         metrics = trainer.progress_bar_metrics
         elapsed = time.perf_counter() - self.started

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_repro.errors import UserError
-from resnet_repro.files import read_json, write_json
+from resnet_repro.files import CheckpointError, load_checkpoint, read_json, write_json
+
+log = logging.getLogger(__name__)
 
 RECIPE = "recipe.json"
 NOT_RECIPE = (  # dotted keys (and everything under them) that do not change what is trained
@@ -147,3 +151,29 @@ def claim_run_dir(run_dir: Path, identity: dict[str, Any], record: dict[str, Any
         check_identity(run_dir, recorded, identity)
     elif write:
         write_json(run_dir / RECIPE, {**identity, **record})
+
+
+def resume_checkpoint(run_dir: Path, ckpt_path: str | None, identity: dict[str, Any]) -> Path | None:
+    """The checkpoint to resume from, checked: it loads as data only (files.load_checkpoint: a pickle payload is
+    refused, never run) and holds this run's recipe and seed (RecipeMismatchError naming the keys otherwise).
+
+    `ckpt_path` None or "last": this run's checkpoints/last.ckpt when there is one; a truncated or corrupt one is
+    renamed aside (never deleted) and the run starts over. Any other `ckpt_path` is the user's file: missing,
+    unreadable or of another recipe, it is refused with one line and nothing is renamed.
+    """
+    explicit = ckpt_path not in (None, "last")
+    path = Path(ckpt_path).expanduser() if explicit else run_dir / "checkpoints" / "last.ckpt"
+    if not explicit and not path.is_file():
+        return None
+    try:
+        recorded = load_checkpoint(path).get("run_identity")
+    except CheckpointError as err:
+        if explicit or "could run code" in str(err):
+            raise
+        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+        path.rename(aside)
+        log.warning("%s; moved to %s, training this run from the start", err, aside)
+        return None
+    check_identity(path, recorded, identity)
+    log.info("resuming from %s", path)
+    return path

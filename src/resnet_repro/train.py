@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,31 +27,23 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from resnet_repro.analysis import GradientNorms, record_responses
-from resnet_repro.callbacks import AtomicCheckpointIO, ProgressLog, RunSummary, Segments, StillHeld
+from resnet_repro import record
+from resnet_repro.analysis import GradientNorms, log_responses, record_responses
+from resnet_repro.callbacks import AtomicCheckpointIO, RunSummary, Segments, StillHeld, find
 from resnet_repro.checks import check_train_size, validate
 from resnet_repro.config import CONFIG_DIR, VERSION_BASE
-from resnet_repro.data.dataloader import per_device_batch
 from resnet_repro.errors import ConfigError, UserError
-from resnet_repro.files import (
-    CheckpointError,
-    interrupted_writes,
-    load_checkpoint,
-    read_json,
-    refuse_links,
-    write_json,
-)
-from resnet_repro.lock import LockLost, RunHeldError, RunLock, check_held, hold
+from resnet_repro.files import interrupted_writes, read_json, refuse_links, write_json
+from resnet_repro.lock import LockLost, RunHeldError, check_held, hold
 from resnet_repro.module import DivergedError, ResNetModule
-from resnet_repro.provenance import git_commit, machine
-from resnet_repro.recipe import RECIPE, check_identity, claim_run_dir, fingerprint, make_recipe
+from resnet_repro.recipe import RECIPE, claim_run_dir, fingerprint, make_recipe, resume_checkpoint
 from resnet_repro.sweep import StopSweep, SweepFailed, announce, close_ledger
 from resnet_repro.tb_dashboards import run_hparams, run_metrics
 
 log = logging.getLogger(__name__)
 
-RESULTS = "results.json"
-RUN_FILES = {".": (RECIPE, RESULTS, "layer_responses.json", "gradient_norms.json"), "checkpoints": ("*.ckpt",)}
+# the run's own files, by folder (eval.json and export/ are not the run's): a kill mid-write leaves a temporary
+RUN_FILES = {".": (RECIPE, record.RESULTS, "layer_responses.json", "gradient_norms.json"), "checkpoints": ("*.ckpt",)}
 
 
 def command_overrides() -> list[str]:
@@ -63,36 +54,10 @@ def command_overrides() -> list[str]:
         return []
 
 
-def resume_checkpoint(out_dir: Path, ckpt_path: str | None, identity: dict[str, Any]) -> Path | None:
-    """The checkpoint to resume from, checked: it loads as data only (files.load_checkpoint: a pickle payload is
-    refused, never run) and holds this run's recipe and seed (RecipeMismatchError naming the keys otherwise).
-
-    `ckpt_path` None or "last": this run's checkpoints/last.ckpt when there is one; a truncated or corrupt one is
-    renamed aside (never deleted) and the run starts over. Any other `ckpt_path` is the user's file: missing,
-    unreadable or of another recipe, it is refused with one line and nothing is renamed.
-    """
-    explicit = ckpt_path not in (None, "last")
-    path = Path(ckpt_path).expanduser() if explicit else out_dir / "checkpoints" / "last.ckpt"
-    if not explicit and not path.is_file():
-        return None
-    try:
-        recorded = load_checkpoint(path).get("run_identity")
-    except CheckpointError as err:
-        if explicit or "could run code" in str(err):
-            raise
-        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
-        path.rename(aside)
-        log.warning("%s; moved to %s, training this run from the start", err, aside)
-        return None
-    check_identity(path, recorded, identity)
-    log.info("resuming from %s", path)
-    return path
-
-
-def instantiate(node: DictConfig, key: str) -> Any:
+def instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
     """hydra.utils.instantiate, with a constructor's refusal reported as a ConfigError naming the group."""
     try:
-        return hydra.utils.instantiate(node)
+        return hydra.utils.instantiate(node, **kwargs)
     except InstantiationException as err:
         cause = err.__cause__
         if isinstance(cause, UserError):
@@ -100,6 +65,18 @@ def instantiate(node: DictConfig, key: str) -> Any:
         if isinstance(cause, ValueError):
             raise ConfigError(key, str(cause)) from None
         raise
+
+
+def make_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    """The run's own callbacks (what results.json and gradient_norms.json record, and the lock check), then each of
+    conf/callbacks/ in order (callbacks.progress_bar only when progress_bar is true)."""
+    own = [RunSummary(cfg.log_every), Segments(), GradientNorms(cfg.log_every), StillHeld(cfg.log_every)]
+    chosen = [
+        instantiate(node, f"callbacks.{name}")
+        for name, node in cfg.callbacks.items()
+        if node is not None and (cfg.progress_bar or name != "progress_bar")
+    ]
+    return [*own, *chosen]
 
 
 def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
@@ -124,145 +101,64 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         compile=cfg.compile,
         channels_last=cfg.channels_last,
     )
-    logger = hydra.utils.instantiate(cfg.logger, save_dir=str(out_dir))
-    summary = RunSummary(cfg.log_every)
-    segments = Segments()
-    checkpoints = hydra.utils.instantiate(
-        cfg.callbacks.checkpoint,
-        dirpath=out_dir / "checkpoints",
-        monitor=cfg.callbacks.checkpoint.monitor if "val" in datamodule.eval_names() else None,
-    )
-    callbacks = [summary, segments, checkpoints, GradientNorms(cfg.log_every), StillHeld(out_dir, cfg.log_every)]
-    if cfg.progress_bar:
-        callbacks.append(hydra.utils.instantiate(cfg.callbacks.progress_bar))
-    else:
-        callbacks.append(ProgressLog(str(Path(*out_dir.parts[-2:])), cfg.log_every))
-    trainer: pl.Trainer = hydra.utils.instantiate(
+    trainer: pl.Trainer = instantiate(
         cfg.trainer,
-        logger=logger,
-        callbacks=callbacks,
+        "trainer",
+        logger=hydra.utils.instantiate(cfg.logger, save_dir=str(out_dir)),
+        callbacks=make_callbacks(cfg),
         plugins=[AtomicCheckpointIO()],
-        default_root_dir=str(out_dir),
+        default_root_dir=str(out_dir),  # where every callback finds the run directory
         enable_progress_bar=bool(cfg.progress_bar),
     )
     recipe = make_recipe(cfg, datamodule.identity())
     identity = {"recipe_id": fingerprint(recipe), "seed": cfg.seed, "recipe": recipe}
-    results: dict[str, Any] = {
-        "status": "running",
-        "step": 0,
-        "metrics": {},
-        **identity,
-        "data": {**datamodule.provenance, "root": str(Path(cfg.data.root).expanduser().resolve())},
-        "precision": str(trainer.precision),
-        "batch": {
-            "global": cfg.data.batch_size,
-            "per_device": per_device_batch(cfg.data.batch_size, trainer.world_size),  # refuses a non-dividing one
-            "processes": trainer.world_size,
-        },
-        "warmup_end_step": None,
-        "params": sum(p.numel() for p in module.model.parameters()),
-        "wall_time_s": None,
-        "images_per_s": None,
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "git_commit": git_commit(),
-        "machine": machine(),
-        "segments": [],  # Segments fills it
-    }
+    results = record.start(cfg, trainer, module, datamodule, identity)
     refuse_links(out_dir)  # nothing is written through a symbolic link
     claim_run_dir(out_dir, identity, {"overrides": overrides}, write=False)  # refused before anything is written
     if cfg.ckpt_path not in (None, "last"):
         resume_checkpoint(out_dir, cfg.ckpt_path, identity)  # the user's file: checked before anything is written
     with hold(out_dir, trainer.is_global_zero):  # RunHeldError when another process trains it; DDP: rank 0 holds
-        return fit_and_test(cfg, out_dir, trainer, module, datamodule, summary, segments, results, overrides)
+        # again, now that the directory is held: the previous holder may have recorded the recipe or completed it
+        claim_run_dir(out_dir, identity, {"overrides": overrides}, write=trainer.is_global_zero)
+        for folder, names in RUN_FILES.items():
+            for line in interrupted_writes(out_dir / folder, names, remove=trainer.is_global_zero):
+                log.warning(line)
+        previous = read_json(out_dir / record.RESULTS)
+        if previous and previous.get("status") == "completed":
+            log.info("%s is completed; skipping it (delete its results.json to train it again)", out_dir)
+            return {**previous, "skipped": True}
+        module.run_identity = identity  # saved in every checkpoint (ResNetModule.on_save_checkpoint)
+        return fit_and_test(trainer, module, datamodule, resume_checkpoint(out_dir, cfg.ckpt_path, identity), results)
 
 
 def fit_and_test(
-    cfg: DictConfig,
-    out_dir: Path,
-    trainer: pl.Trainer,
-    module: ResNetModule,
-    datamodule: pl.LightningDataModule,
-    summary: RunSummary,
-    segments: Segments,
-    results: dict[str, Any],
-    overrides: list[str],
+    trainer: pl.Trainer, module: ResNetModule, datamodule: Any, ckpt_path: Path | None, results: dict[str, Any]
 ) -> dict[str, Any]:
-    """The part of train() done while holding the run directory: fit (resuming), test, record `results`."""
-    identity = {key: results[key] for key in ("recipe_id", "seed", "recipe")}
-    # again, now that the directory is held: the previous holder may have recorded the recipe or completed the run
-    claim_run_dir(out_dir, identity, {"overrides": overrides}, write=trainer.is_global_zero)
-    for folder, names in RUN_FILES.items():  # the run's own files only (eval.json and export/ are not the run's)
-        for line in interrupted_writes(out_dir / folder, names, remove=trainer.is_global_zero):
-            log.warning(line)
-    previous = read_json(out_dir / RESULTS)
-    if previous and previous.get("status") == "completed":
-        log.info("%s is completed; skipping it (delete its results.json to train it again)", out_dir)
-        return {**previous, "skipped": True}
-    module.run_identity = identity  # saved in every checkpoint (ResNetModule.on_save_checkpoint)
-    ckpt_path = resume_checkpoint(out_dir, cfg.ckpt_path, identity)
+    """Fit (from `ckpt_path` when resuming), test with Fig. 7's responses gathered, and record `results`."""
+    out_dir = Path(trainer.default_root_dir)
     try:  # Lightning loads the checked file as data too
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
     except DivergedError as err:
-        results.update(status="diverged", step=err.step, error=str(err), wall_time_s=summary.wall_time_s)
-        results["segments"] = segments.segments
-        return record(trainer, out_dir, results)
+        return record.write(trainer, out_dir, record.end(results, trainer, "diverged", step=err.step, error=str(err)))
     if trainer.global_step < trainer.max_steps:  # stopped early (a callback, a signal): not a completed run
         error = (
             f"training stopped at step {trainer.global_step} of {trainer.max_steps} (trainer.max_steps), by a signal, "
             "a callback or trainer.max_epochs; the run is not completed: remove the cause and rerun to resume"
         )
-        results.update(status="stopped", step=trainer.global_step, error=error, wall_time_s=summary.wall_time_s)
-        results["segments"] = segments.segments
-        return record(trainer, out_dir, results)
-    results["warmup_end_step"] = module.schedule().warmup_end_step
-    metrics = {k.replace("/", "_"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        return record.write(trainer, out_dir, record.end(results, trainer, "stopped", error=error))
     with record_responses(module.model) as responses:  # Fig. 7, gathered during the final test pass
         test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-    metrics.update({k.replace("/", "_"): v for k, v in test.items()})
-    metrics.update(module.final_train())
-    metrics.update(best_val_err=summary.best_val_err, best_val_step=summary.best_val_step)
-    gradients = next(c for c in trainer.callbacks if isinstance(c, GradientNorms)).norms()
+    metrics = record.final_metrics(trainer, module, test)
     if trainer.is_global_zero:
         check_held(out_dir)
         write_json(out_dir / "layer_responses.json", responses)
-        write_json(out_dir / "gradient_norms.json", gradients)
-    for i, std in enumerate(responses.values()):
-        trainer.logger.experiment.add_scalar("layer_responses/std", std, i)
-    for i, std in enumerate(sorted(responses.values(), reverse=True)):
-        trainer.logger.experiment.add_scalar("layer_responses/std_sorted", std, i)
-    trainer.logger.log_hyperparams(run_hparams(results["recipe"], results["recipe_id"], cfg.seed), run_metrics(metrics))
+        write_json(out_dir / "gradient_norms.json", find(trainer, GradientNorms).norms())
+    log_responses(trainer.logger.experiment, responses)
+    recipe, seed = results["recipe"], results["seed"]
+    trainer.logger.log_hyperparams(run_hparams(recipe, results["recipe_id"], seed), run_metrics(metrics))
     trainer.logger.finalize("success")
-    results.update(
-        status="completed",
-        step=trainer.global_step,
-        metrics=metrics,
-        wall_time_s=summary.wall_time_s,
-        images_per_s=summary.images_per_s,  # of this process (under DDP, x processes for the whole)
-        images_seen_per_process=summary.images,
-        segments=segments.segments,  # one per process that trained it: steps, commit, machine, versions
-    )
-    return record(trainer, out_dir, results)
-
-
-def record(trainer: pl.Trainer, out_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
-    """Write results.json (under DDP, from the global rank 0 alone, while it still holds the run) and return
-    `results`."""
-    if trainer.is_global_zero:
-        check_held(out_dir)
-        write_json(out_dir / RESULTS, results)
-    return results
-
-
-def record_failure(out_dir: Path, failed: dict[str, Any]) -> None:
-    """Record a failed run in its results.json, holding the run meanwhile (never over a completed run's record,
-    never while another process holds it)."""
-    try:
-        with RunLock(out_dir):
-            previous = read_json(out_dir / RESULTS) or {}
-            if previous.get("status") != "completed":
-                write_json(out_dir / RESULTS, failed)
-    except UserError as err:  # held by another process, or unwritable: the sweep's summary still counts it
-        log.warning("the failure of %s is not recorded there: %s", out_dir, err)
+    results = record.end(results, trainer, "completed", metrics, warmup_end_step=module.schedule().warmup_end_step)
+    return record.write(trainer, out_dir, results)
 
 
 def remove_empty(folder: Path, root: Path) -> None:
@@ -315,10 +211,10 @@ def run(cfg: DictConfig) -> float | None:
             raise
         log.exception("run %s failed", out_dir)
         results = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-        record_failure(out_dir, {**results, "config": OmegaConf.to_container(cfg, resolve=True)})
+        record.write_failure(out_dir, {**results, "config": OmegaConf.to_container(cfg, resolve=True)})
     progress(job, "skipped" if results.get("skipped") else "finished", out_dir, results["status"])
     if results["status"] in ("diverged", "stopped"):
-        print(f"error: {results['error']}; recorded in {out_dir / RESULTS}", file=sys.stderr)
+        print(f"error: {results['error']}; recorded in {out_dir / record.RESULTS}", file=sys.stderr)
         if not multirun:
             sys.exit(1)
     return results.get("metrics", {}).get("val_err")

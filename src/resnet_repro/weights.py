@@ -84,8 +84,8 @@ def best_checkpoint(folder: Path) -> Path:
         states = states if isinstance(states, dict) else {}
         named = [
             Path(str(v.get("best_model_path") or "")).name
-            for k, v in states.items()
-            if str(k).startswith("ModelCheckpoint") and isinstance(v, dict)
+            for v in states.values()
+            if isinstance(v, dict) and "best_model_path" in v  # ModelCheckpoint's (RunCheckpoint's) state
         ]
         if named and named[0] and BEST.fullmatch(named[0]) and (folder / named[0]).is_file():
             return folder / named[0]
