@@ -75,11 +75,18 @@ def end(
     return results
 
 
-def final_metrics(trainer: pl.Trainer, module: ResNetModule, test: dict[str, float]) -> dict[str, Any]:
-    """The completed run's numbers: its last validation, the `test` pass, the training error over its final epoch
-    (module.final_train) and the best val error with its step."""
+def val_metrics(trainer: pl.Trainer) -> dict[str, float]:
+    """The last validation's numbers ("val_err", ...): read after fit, before a test pass replaces them."""
+    return {k.replace("/", "_"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+
+
+def final_metrics(
+    trainer: pl.Trainer, module: ResNetModule, val: dict[str, float], test: dict[str, float]
+) -> dict[str, Any]:
+    """The completed run's numbers: its last validation (`val`, from val_metrics), the `test` pass, the training
+    error over its final epoch (module.final_train) and the best val error with its step."""
     summary: RunSummary = find(trainer, RunSummary)
-    metrics = {k.replace("/", "_"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    metrics = dict(val)
     metrics.update({k.replace("/", "_"): v for k, v in test.items()})
     metrics.update(module.final_train())
     metrics.update(best_val_err=summary.best_val_err, best_val_step=summary.best_val_step)

@@ -146,9 +146,10 @@ def fit_and_test(
             "a callback or trainer.max_epochs; the run is not completed: remove the cause and rerun to resume"
         )
         return record.write(trainer, out_dir, record.end(results, trainer, "stopped", error=error))
+    val = record.val_metrics(trainer)
     with record_responses(module.model) as responses:  # Fig. 7, gathered during the final test pass
         test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-    metrics = record.final_metrics(trainer, module, test)
+    metrics = record.final_metrics(trainer, module, val, test)
     if trainer.is_global_zero:
         check_held(out_dir)
         write_json(out_dir / "layer_responses.json", responses)
