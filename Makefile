@@ -27,6 +27,7 @@ test-fast: install  ## the suite without the tests marked slow
 lint: install
 	$(PY) -m ruff check src tests benchmarks hubconf.py
 	$(PY) -m ruff format --check src tests benchmarks hubconf.py
+	$(VENV)/bin/lint-imports  # the layers of pyproject.toml [tool.importlinter]
 
 format: install
 	$(PY) -m ruff check --fix src tests benchmarks hubconf.py

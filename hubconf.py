@@ -21,6 +21,6 @@ try:
 except ImportError:  # a checkout that was not installed: its src/ holds the package
     sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from resnet_repro.hub import cifar_resnet, imagenet_resnet  # noqa: E402
+from resnet_repro.use.hub import cifar_resnet, imagenet_resnet  # noqa: E402
 
 __all__ = ["cifar_resnet", "imagenet_resnet"]

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from resnet_repro.data import CifarDataModule
-from resnet_repro.provenance import machine
+from resnet_repro.runs.provenance import machine
 
 
 class PilCifar(Dataset):

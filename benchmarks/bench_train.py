@@ -34,7 +34,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from resnet_repro.provenance import machine
+from resnet_repro.runs.provenance import machine
 
 BATCH = 128
 
@@ -113,7 +113,7 @@ def worker_fast_loop(data: str, depth: int, steps: int, window: int, precision: 
 
 def worker_ours(data: str, depth: int, steps: int, window: int, precision: str) -> float:
     from resnet_repro import train
-    from resnet_repro.tb_events import read_scalars
+    from resnet_repro.report.tb_events import read_scalars
 
     with tempfile.TemporaryDirectory() as out:
         sys.argv = [

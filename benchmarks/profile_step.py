@@ -24,7 +24,7 @@ import pytorch_lightning as pl
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from resnet_repro.provenance import machine
+from resnet_repro.runs.provenance import machine
 
 CATEGORIES = {  # operator name fragments, in order: the first that matches takes the operator
     "conv forward": ("mkldnn_convolution", "_convolution", "conv2d", "convolution"),

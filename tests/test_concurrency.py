@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from resnet_repro import train as train_cli
-from resnet_repro.lock import RunLock, holder
 from resnet_repro.report import write_report
 from resnet_repro.report.__main__ import main as report_main
+from resnet_repro.runs.lock import RunLock, holder
 from tests.helpers import REPO, TINY, run_cli
 
 pytestmark = pytest.mark.slow
@@ -289,7 +289,7 @@ def test_failed_report_write_keeps_the_previous_one(
 def test_failed_export_write_keeps_the_previous_one(
     tiny_cifar: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
 ) -> None:
-    from resnet_repro.export import main as export_main
+    from resnet_repro.use.export import main as export_main
 
     run_dir = tmp_path / "run"
     assert run_cli([*RUN, f"data.root={tiny_cifar}", f"hydra.run.dir={run_dir}"]).returncode == 0

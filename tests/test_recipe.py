@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from resnet_repro.config import CONFIG_DIR, DIRNAME_ALSO
 from resnet_repro.data import CifarDataModule
 from resnet_repro.errors import ConfigError
-from resnet_repro.recipe import NOT_RECIPE, is_recipe_key, make_recipe
+from resnet_repro.runs.recipe import NOT_RECIPE, is_recipe_key, make_recipe
 from tests.helpers import TINY, compose_config, run_cli
 
 CONF = Path(CONFIG_DIR)
@@ -207,7 +207,7 @@ def test_net_family_mismatch_is_refused_unless_the_model_is_explicit(tiny_cifar:
     assert not tmp_path.joinpath("recipe.json").exists()
     explicit = compose_config([*base, "model=imagenet_resnet", "net=resnet50"])
     assert explicit.model._target_.endswith("ImageNetResNet")  # accepted by validate() when named explicitly
-    from resnet_repro.checks import validate
+    from resnet_repro.training.checks import validate
 
     validate(explicit, explicit_model=True)
     with pytest.raises(ConfigError, match="model"):

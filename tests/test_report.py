@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from resnet_repro.recipe import fingerprint, make_recipe
 from resnet_repro.report import write_report
 from resnet_repro.report.claims import CLAIMS, evaluate
 from resnet_repro.report.collect import by_dataset, by_setting, find_runs, group_runs
@@ -25,6 +24,7 @@ from resnet_repro.report.stats import (
     paired_difference,
     trend,
 )
+from resnet_repro.runs.recipe import fingerprint, make_recipe
 from tests.helpers import REPO, compose_config
 
 OFFICIAL = {"source": "official", "fingerprint": "0123456789abcdef"}

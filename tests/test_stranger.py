@@ -22,10 +22,10 @@ from resnet_repro import load_model
 from resnet_repro.data.cifar_sources import load_cifar
 from resnet_repro.errors import UserError
 from resnet_repro.files import CheckpointError, load_checkpoint
-from resnet_repro.lock import RunLock
 from resnet_repro.report import write_report
-from resnet_repro.sweep import LEDGER_ENV
-from resnet_repro.weights import best_checkpoint, read_weights
+from resnet_repro.runs.lock import RunLock
+from resnet_repro.training.sweep import LEDGER_ENV
+from resnet_repro.use.weights import best_checkpoint, read_weights
 from tests.conftest import write_cifar_folder
 from tests.helpers import REPO, TINY, run_cli
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from resnet_repro.errors import ConfigError
-from resnet_repro.tb_events import read_scalars
+from resnet_repro.report.tb_events import read_scalars
 from resnet_repro.train import train
 from tests.helpers import REPO, TINY, compose_config, run_cli
 

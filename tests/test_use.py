@@ -13,9 +13,9 @@ import torchvision
 
 from resnet_repro import load_model
 from resnet_repro.data import CifarDataModule
-from resnet_repro.evaluate import main as evaluate_main
-from resnet_repro.export import main as export_main
 from resnet_repro.models import CifarResNet, ImageNetResNet
+from resnet_repro.use.evaluate import main as evaluate_main
+from resnet_repro.use.export import main as export_main
 from tests.helpers import REPO, TINY, run_cli
 
 pytestmark = pytest.mark.slow

@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from resnet_repro.weights import load_model  # noqa: E402
+from resnet_repro.use.weights import load_model  # noqa: E402
 
 __all__ = ["load_model"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from resnet_repro.recipe import INERT_WHEN_OFF, flatten, is_recipe_key
+from resnet_repro.runs.recipe import INERT_WHEN_OFF, flatten, is_recipe_key
 
 VERSION_BASE = "1.3"  # Hydra's version_base, in this one place
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # a link to the repository's conf/; a copy when installed

@@ -1,29 +1,6 @@
-"""`python -m resnet_repro.export RUN_DIR [--which best|last] [--out FILE]`: a run's network as a plain weights
-file (state_dict and constructor arguments, weights.export) that loads with torch alone."""
+"""`python -m resnet_repro.export`, the public command; the code is use/export.py."""
 
-from __future__ import annotations
-
-import argparse
-import sys
-from pathlib import Path
-
-from resnet_repro.errors import UserError
-from resnet_repro.weights import export
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m resnet_repro.export", description=__doc__.split("\n")[0])
-    parser.add_argument("run", type=Path, help="a run directory (or a checkpoint inside one)")
-    parser.add_argument("--which", choices=("best", "last"), default="best", help="best by val error, or final")
-    parser.add_argument("--out", type=Path, default=None, help="the file to write (default: <run>/export/...)")
-    args = parser.parse_args(argv)
-    try:
-        out = export(args.run, args.out, args.which)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    print(f"wrote {out}")
-
+from resnet_repro.use.export import main
 
 if __name__ == "__main__":
     main()

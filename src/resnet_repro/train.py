@@ -27,18 +27,18 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from resnet_repro import record
-from resnet_repro.analysis import GradientNorms, log_responses, record_responses
-from resnet_repro.callbacks import AtomicCheckpointIO, RunSummary, Segments, StillHeld, find
-from resnet_repro.checks import check_train_size, validate
 from resnet_repro.config import CONFIG_DIR, VERSION_BASE
 from resnet_repro.errors import ConfigError, UserError
 from resnet_repro.files import interrupted_writes, read_json, refuse_links, write_json
-from resnet_repro.lock import LockLost, RunHeldError, check_held, hold
-from resnet_repro.module import DivergedError, ResNetModule
-from resnet_repro.recipe import RECIPE, claim_run_dir, fingerprint, make_recipe, resume_checkpoint
-from resnet_repro.sweep import StopSweep, SweepFailed, announce, close_ledger
-from resnet_repro.tb_dashboards import run_hparams, run_metrics
+from resnet_repro.runs.lock import LockLost, RunHeldError, check_held, hold
+from resnet_repro.runs.recipe import RECIPE, claim_run_dir, fingerprint, make_recipe, resume_checkpoint
+from resnet_repro.training import record
+from resnet_repro.training.analysis import GradientNorms, log_responses, record_responses
+from resnet_repro.training.callbacks import AtomicCheckpointIO, RunSummary, Segments, StillHeld, find
+from resnet_repro.training.checks import check_train_size, validate
+from resnet_repro.training.hparams import run_hparams, run_metrics
+from resnet_repro.training.module import DivergedError, ResNetModule
+from resnet_repro.training.sweep import StopSweep, SweepFailed, announce, close_ledger
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from functools import cache
 from itertools import combinations
 from typing import Any
 
-from resnet_repro.recipe import fingerprint
 from resnet_repro.report import stats
 from resnet_repro.report.collect import Group
 from resnet_repro.report.paper import paper_numbers
 from resnet_repro.report.stats import Interval
+from resnet_repro.runs.recipe import fingerprint
 
 TRAIN = "python -m resnet_repro.train -m"
 HIGHER, LOWER, SIMILAR, ABOVE = "higher", "lower", "similar", "above"

@@ -12,8 +12,8 @@ from typing import Any
 
 from resnet_repro.config import net_keys
 from resnet_repro.files import read_json
-from resnet_repro.lock import holder, holder_text
-from resnet_repro.recipe import RECIPE, fingerprint, flatten, is_recipe_key
+from resnet_repro.runs.lock import holder, holder_text
+from resnet_repro.runs.recipe import RECIPE, fingerprint, flatten, is_recipe_key
 
 DATASET_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet": "ImageNet"}
 

@@ -16,8 +16,8 @@ import yaml
 from hydra import compose, initialize_config_dir
 
 from resnet_repro.config import CONFIG_DIR, VERSION_BASE  # the entry point's configs: the paper's recipe
-from resnet_repro.recipe import make_recipe
 from resnet_repro.report.collect import Group
+from resnet_repro.runs.recipe import make_recipe
 
 PAPER_NUMBERS = Path(__file__).resolve().parents[1] / "paper_numbers.yaml"  # links to experiments/paper_numbers.yaml
 OFFICIAL_SOURCE = {"cifar10": "official", "cifar100": "official", "imagenet": "image-folder"}

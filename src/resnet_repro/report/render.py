@@ -13,9 +13,8 @@ from matplotlib.figure import Figure
 
 from resnet_repro.errors import UserError
 from resnet_repro.files import atomic_write, interrupted_writes, write_json
-from resnet_repro.provenance import changed_across
-from resnet_repro.recipe import fingerprint
 from resnet_repro.report import claims, stats
+from resnet_repro.report.board import fig6_tag, write_board
 from resnet_repro.report.collect import (
     DATASET_TITLES,
     Group,
@@ -27,8 +26,9 @@ from resnet_repro.report.collect import (
     numbers,
 )
 from resnet_repro.report.paper import departures, paper_numbers, paper_result
-from resnet_repro.tb_dashboards import fig6_tag, write_board
-from resnet_repro.tb_events import read_scalars
+from resnet_repro.report.tb_events import read_scalars
+from resnet_repro.runs.provenance import changed_across
+from resnet_repro.runs.recipe import fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from resnet_repro.errors import UserError
 from resnet_repro.files import atomic_write, load_checkpoint, read_json, refuse_links
 from resnet_repro.models import CifarResNet, ImageNetResNet
 from resnet_repro.models.imagenet import IMAGENET_LAYOUTS
-from resnet_repro.recipe import RECIPE
+from resnet_repro.runs.recipe import RECIPE
 
 EXPORT_FORMAT = "resnet-repro-weights/1"
 ARCHITECTURES: dict[str, type[nn.Module]] = {"CifarResNet": CifarResNet, "ImageNetResNet": ImageNetResNet}

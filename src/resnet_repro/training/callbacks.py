@@ -19,9 +19,9 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from resnet_repro.files import atomic_write
-from resnet_repro.lock import check_held
-from resnet_repro.module import BAR_ERR, BAR_SPEED, is_log_step
-from resnet_repro.provenance import segment
+from resnet_repro.runs.lock import check_held
+from resnet_repro.runs.provenance import segment
+from resnet_repro.training.module import BAR_ERR, BAR_SPEED, is_log_step
 
 log = logging.getLogger(__name__)
 

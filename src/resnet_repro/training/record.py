@@ -11,13 +11,13 @@ from typing import Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from resnet_repro.callbacks import RunSummary, Segments, find
 from resnet_repro.data.dataloader import per_device_batch
 from resnet_repro.errors import UserError
 from resnet_repro.files import read_json, write_json
-from resnet_repro.lock import RunLock, check_held
-from resnet_repro.module import ResNetModule
-from resnet_repro.provenance import git_commit, machine
+from resnet_repro.runs.lock import RunLock, check_held
+from resnet_repro.runs.provenance import git_commit, machine
+from resnet_repro.training.callbacks import RunSummary, Segments, find
+from resnet_repro.training.module import ResNetModule
 
 log = logging.getLogger(__name__)
 

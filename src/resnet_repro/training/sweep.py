@@ -25,7 +25,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_repro.files import read_json, write_json
-from resnet_repro.lock import holder_text
+from resnet_repro.runs.lock import holder_text
 
 log = logging.getLogger(__name__)
 

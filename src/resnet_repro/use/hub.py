@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 from resnet_repro.models import CifarResNet, ImageNetResNet
-from resnet_repro.weights import WeightsError, load_record, network_name, read_weights
+from resnet_repro.use.weights import WeightsError, load_record, network_name, read_weights
 
 
 def with_weights(arch: str, kwargs: dict[str, Any], weights: str | Path | None, which: str) -> nn.Module:

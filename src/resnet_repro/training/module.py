@@ -9,7 +9,7 @@ from torch.nn import functional as F
 from torchmetrics import MeanMetric
 
 from resnet_repro.errors import ConfigError
-from resnet_repro.schedule import WARMUP_CHECK_EVERY, PaperSchedule
+from resnet_repro.training.schedule import WARMUP_CHECK_EVERY, PaperSchedule
 
 BAR_ERR, BAR_SPEED = "err", "img/s"  # the progress bar's training error and speed (ProgressLog reads them)
 
@@ -54,7 +54,7 @@ class ResNetModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         check_optim(lr, momentum, weight_decay, milestones, gamma, warmup_lr, warmup_until_err, warmup_window)
-        self.save_hyperparameters(ignore=["model"], logger=False)  # HParams: the recipe's keys (tb_dashboards.py)
+        self.save_hyperparameters(ignore=["model"], logger=False)  # HParams: the recipe's keys (training/hparams.py)
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
         self.forward_fn = torch.compile(self.model) if compile else self.model
         self.eval_names = list(eval_names)

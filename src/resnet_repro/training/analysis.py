@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from resnet_repro.module import is_log_step
+from resnet_repro.training.module import is_log_step
 
 
 @contextmanager

@@ -1,0 +1,217 @@
+"""`python -m resnet_repro.evaluate WEIGHTS [--data ROOT]`: the top-1 and top-5 error of trained weights on a split.
+
+WEIGHTS is a run directory (or a checkpoint in one), a file from `python -m resnet_repro.export`, or a torchvision
+ResNet state_dict (loaded into ImageNetResNet with torchvision's stride placement). The views are the paper's:
+CIFAR nets see the single 32x32 test image (Sec. 4.2); ImageNet nets the 224 center crop of the shorter-side-256
+image or the standard 10-crop testing, softmax averaged over the crops (Sec. 3.4). A run's data settings (the
+normalization and the split it was trained with) are taken from its recipe, so a run evaluated on its own data
+gives the test error it recorded; without --data, a run is evaluated on the data root it recorded. The result is
+printed and added to eval.json beside the weights (or --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+from torchvision import datasets
+
+from resnet_repro.data import CifarDataModule
+from resnet_repro.data.cifar_sources import NUM_CLASSES
+from resnet_repro.data.dataloader import dataloader
+from resnet_repro.data.imagenet import eval_transform
+from resnet_repro.data.tensor_loader import TensorLoader
+from resnet_repro.errors import DataError, UserError
+from resnet_repro.files import read_json, refuse_links, write_json
+from resnet_repro.runs.provenance import git_commit, machine
+from resnet_repro.training.module import ResNetModule
+from resnet_repro.use.weights import WeightsError, load_record, network_name, read_weights, run_dir_of
+
+VIEWS = {"cifar": ("single",), "imagenet": ("center-crop", "10-crop")}  # Sec. 4.2; Sec. 3.4
+EVAL_FILE = "eval.json"
+
+
+def family(record: dict[str, Any]) -> str:
+    return "cifar" if record["arch"] == "CifarResNet" else "imagenet"
+
+
+def check_classes(record: dict[str, Any], data: str, classes: int) -> None:
+    if record["kwargs"]["num_classes"] != classes:
+        raise WeightsError(
+            f"{network_name(record)} has {record['kwargs']['num_classes']} outputs, but {data} has {classes} classes"
+        )
+
+
+def cifar_loader(
+    record: dict[str, Any], dataset: str, root: Path, split: str, batch_size: int
+) -> tuple[TensorLoader, int]:
+    """The CIFAR split, normalized as the run was (its recipe's data.* settings; the defaults otherwise), and its
+    number of images."""
+    recipe = record.get("recipe", {})
+    settings = {
+        key: recipe[f"data.{key}"]
+        for key in ("val_size", "split_seed", "train_size", "test_size", "normalize")
+        if f"data.{key}" in recipe
+    }
+    if split == "val" and not settings.get("val_size"):
+        raise UserError(
+            "--split val: these weights were trained on all 50,000 training images, so there is no held-out val "
+            "split to evaluate on; use --split test"
+        )
+    data = CifarDataModule(root=root, name=dataset, eval_batch_size=batch_size, **settings)
+    data.prepare_data()
+    data.setup("test")
+    loader = data.val_dataloader()[0] if split == "val" else data.test_dataloader()
+    return loader, len(loader.labels)
+
+
+def imagenet_loader(
+    record: dict[str, Any], root: Path, split: str, views: str, batch_size: int
+) -> tuple[DataLoader, int]:
+    """ImageNet val as an image folder (val/<class>/*), center crop or 10-crop of the shorter-side-256 image, and
+    its number of images."""
+    if split != "val":
+        raise UserError("ImageNet's test labels are not public: evaluate on --split val (Sec. 3.4, Tables 2-4)")
+    folder = root / "val"
+    if not folder.is_dir():
+        raise DataError(f"{folder} not found: --data must hold val/<class>/ image folders")
+    # torchvision's weights were trained with per-channel mean and std; this project's ImageNet runs record theirs
+    normalize = record.get("recipe", {}).get("data.normalize", "channel_mean_std")
+    images = datasets.ImageFolder(str(folder), transform=eval_transform(normalize, ten_crop=views == "10-crop"))
+    check_classes(record, f"imagenet {split}", len(images.classes))
+    workers = min(8, os.cpu_count() or 1)
+    loader = dataloader(images, max(1, batch_size // 10) if views == "10-crop" else batch_size, False, workers, 0)
+    return loader, len(images)
+
+
+def recorded_root(weights: str | Path) -> Path:
+    """Where a run's data was (results.json: data.root, or the config's data.root), for `evaluate RUN` without
+    --data; a UserError when the weights are no run or the run did not record it."""
+    run_dir = run_dir_of(Path(weights))
+    results = (read_json(run_dir / "results.json") or {}) if run_dir is not None else {}
+    results = results if isinstance(results, dict) else {}
+    data, config = results.get("data"), results.get("config")
+    config_data = config.get("data") if isinstance(config, dict) else None
+    found = [d.get("root") for d in (data, config_data) if isinstance(d, dict) and isinstance(d.get("root"), str)]
+    root = found[0] if found else None
+    if root is None:
+        raise UserError(f"--data is needed: {weights} does not record where its data was (give the dataset's root)")
+    return Path(root)
+
+
+def evaluate(
+    weights: str | Path,
+    data_root: str | Path | None,
+    dataset: str | None = None,
+    split: str | None = None,
+    views: str | None = None,
+    which: str = "best",
+    batch_size: int = 500,
+    accelerator: str = "cpu",
+) -> dict[str, Any]:
+    """Evaluate `weights` on a split (default: CIFAR test, ImageNet val); the eval record (errors in percent, what
+    was evaluated and how)."""
+    record = read_weights(weights, which)
+    kind = family(record)
+    split = split or ("test" if kind == "cifar" else "val")
+    dataset = dataset or record.get("recipe", {}).get("data.name") or ("cifar10" if kind == "cifar" else "imagenet")
+    if (dataset == "imagenet") != (kind == "imagenet"):
+        raise WeightsError(f"{network_name(record)} is a {kind.upper()} network; it cannot be evaluated on {dataset}")
+    views = views or VIEWS[kind][-1]
+    if views not in VIEWS[kind]:
+        raise UserError(f"--views {views}: {kind.upper()} nets are tested with {' or '.join(VIEWS[kind])}")
+    root = Path(data_root).expanduser() if data_root is not None else recorded_root(weights)
+    if kind == "cifar":
+        check_classes(record, f"{dataset} {split}", NUM_CLASSES[dataset])
+        loader, images = cifar_loader(record, dataset, root, split, batch_size)
+    else:
+        loader, images = imagenet_loader(record, root, split, views, batch_size)
+    module = ResNetModule(load_record(record), eval_names=("test",), top5=True)
+    trainer = pl.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        precision="32-true",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    started = time.perf_counter()
+    metrics = trainer.test(module, dataloaders=loader, verbose=False)[0]
+    return {
+        "weights": str(Path(weights).resolve()),
+        "checkpoint": record["source"],
+        "format": record["format"],
+        "network": network_name(record),
+        "recipe_id": record.get("recipe_id"),
+        "seed": record.get("seed"),
+        "dataset": dataset,
+        "split": split,
+        "views": views,
+        "images": images,
+        "top1_err": metrics["test/err"],
+        "top5_err": metrics["test/err5"],
+        "loss": metrics["test/loss"],
+        "precision": "32-true",
+        "data_root": str(root),
+        "seconds": round(time.perf_counter() - started, 1),
+        "git_commit": git_commit(),
+        "machine": machine(),
+    }
+
+
+def default_out(weights: Path) -> Path:
+    """eval.json beside the weights: in the run directory, or in the folder of a weights file."""
+    run_dir = run_dir_of(weights)
+    if run_dir is not None and (weights.is_dir() or weights.suffix == ".ckpt"):
+        return run_dir / EVAL_FILE
+    return weights.parent / EVAL_FILE
+
+
+def record_eval(out: Path, result: dict[str, Any]) -> None:
+    """Add `result` to the evaluations in `out`, keyed by weights, dataset, split and views (others are kept)."""
+    key = f"{Path(result['checkpoint']).name} | {result['dataset']} {result['split']} | {result['views']}"
+    evaluations = read_json(out) or {}
+    write_json(out, {**evaluations, key: result})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m resnet_repro.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("weights", type=Path, help="a run directory, an exported file or a torchvision state_dict")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="the dataset's root (as data.root in training; default: the run's)"
+    )
+    parser.add_argument("--dataset", choices=(*NUM_CLASSES, "imagenet"), default=None, help="default: the run's")
+    parser.add_argument("--split", choices=("test", "val"), default=None, help="default: test (CIFAR), val (ImageNet)")
+    parser.add_argument("--views", choices=("single", "center-crop", "10-crop"), default=None)
+    parser.add_argument("--which", choices=("best", "last"), default="best", help="run directories: which checkpoint")
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--accelerator", default="cpu", help="cpu, gpu, auto")
+    parser.add_argument("--out", type=Path, default=None, help=f"default: {EVAL_FILE} beside the weights")
+    args = parser.parse_args(argv)
+    try:
+        if args.out is None and run_dir_of(args.weights) is not None:
+            refuse_links(run_dir_of(args.weights))  # eval.json is written beside a run only if it holds no links
+        result = evaluate(
+            args.weights, args.data, args.dataset, args.split, args.views, args.which, args.batch_size, args.accelerator
+        )
+        out = args.out or default_out(args.weights)
+        record_eval(out, result)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    top5 = f", top-5 error {result['top5_err']:.2f}%" if result["top5_err"] is not None else ""
+    print(
+        f"{result['network']} on {result['dataset']} {result['split']} ({result['images']} images, {result['views']}): "
+        f"top-1 error {result['top1_err']:.2f}%{top5}; recorded in {out}"
+    )
+
+
+if __name__ == "__main__":
+    main()
