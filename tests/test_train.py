@@ -9,8 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import hydra
 import pytest
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from resnet_repro.errors import ConfigError
 from resnet_repro.report.tb_events import read_scalars
@@ -196,6 +198,15 @@ def test_resume_after_kill_gives_the_same_metrics(tiny_cifar: Path, tmp_path: Pa
 
     again = run_cli([*args, f"hydra.run.dir={run_dir}"])  # a completed run is not trained again
     assert again.returncode == 0 and "is completed; skipping it" in again.stdout + again.stderr
+
+
+def test_checkpoint_state_keeps_the_key_of_earlier_checkpoints() -> None:
+    """Checkpoints written before RunCheckpoint existed hold Lightning's ModelCheckpoint state (best score and path)
+    under ModelCheckpoint's key: RunCheckpoint reads and writes the same key, so a resume of such a run keeps it."""
+    node = compose_config([]).callbacks.checkpoint
+    ours = hydra.utils.instantiate(node)
+    lightnings = ModelCheckpoint(**{key: value for key, value in node.items() if key != "_target_"})
+    assert type(ours) is not ModelCheckpoint and ours.state_key == lightnings.state_key
 
 
 def test_truncated_leftovers_are_not_trusted(tiny_cifar: Path, tmp_path: Path) -> None:

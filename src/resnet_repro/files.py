@@ -113,34 +113,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return data
 
 
-RUN_ENTRIES = (
-    ".lock",
-    "train.log",
-    "recipe.json",
-    "results.json",
-    "layer_responses.json",
-    "gradient_norms.json",
-    "eval.json",
-    "checkpoints",
-    "tb",
-    "export",
-)
-
-
-def refuse_links(run_dir: Path) -> None:
-    """Refuse a run directory in which one of the entries this project writes is a symbolic link: writing
-    through it would change a file elsewhere. Raises UserError naming the link; nothing is written."""
-    links = [run_dir / name for name in RUN_ENTRIES if (run_dir / name).is_symlink()]
-    links += (
-        [p for p in (run_dir / "checkpoints").glob("*") if p.is_symlink()] if (run_dir / "checkpoints").is_dir() else []
-    )
-    if links:
-        raise UserError(
-            f"{links[0]} is a symbolic link (to {os.readlink(links[0])}); a run directory holds only its own files, "
-            "so nothing was written: remove the link, or train in another output_root"
-        )
-
-
 def write_json(path: str | Path, data: Any) -> None:
     """Write `data` as indented JSON, atomically."""
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))

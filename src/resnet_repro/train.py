@@ -26,15 +26,17 @@ from hydra.errors import HydraException, InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from pytorch_lightning.callbacks import ProgressBar
 
 from resnet_repro.config import CONFIG_DIR, VERSION_BASE
 from resnet_repro.errors import ConfigError, UserError
-from resnet_repro.files import interrupted_writes, read_json, refuse_links, write_json
+from resnet_repro.files import interrupted_writes, read_json, write_json
+from resnet_repro.runs.layout import CHECKPOINTS, GRADIENT_NORMS, LAYER_RESPONSES, RECIPE, RESULTS, refuse_links
 from resnet_repro.runs.lock import LockLost, RunHeldError, check_held, hold
-from resnet_repro.runs.recipe import RECIPE, claim_run_dir, fingerprint, make_recipe, resume_checkpoint
+from resnet_repro.runs.recipe import claim_run_dir, fingerprint, make_recipe, resume_checkpoint
 from resnet_repro.training import record
 from resnet_repro.training.analysis import GradientNorms, log_responses, record_responses
-from resnet_repro.training.callbacks import AtomicCheckpointIO, RunSummary, Segments, StillHeld, find
+from resnet_repro.training.callbacks import AtomicCheckpointIO, RunCheckpoint, RunSummary, Segments, StillHeld, find
 from resnet_repro.training.checks import check_train_size, validate
 from resnet_repro.training.hparams import run_hparams, run_metrics
 from resnet_repro.training.module import DivergedError, ResNetModule
@@ -43,7 +45,7 @@ from resnet_repro.training.sweep import StopSweep, SweepFailed, announce, close_
 log = logging.getLogger(__name__)
 
 # the run's own files, by folder (eval.json and export/ are not the run's): a kill mid-write leaves a temporary
-RUN_FILES = {".": (RECIPE, record.RESULTS, "layer_responses.json", "gradient_norms.json"), "checkpoints": ("*.ckpt",)}
+RUN_FILES = {".": (RECIPE, RESULTS, LAYER_RESPONSES, GRADIENT_NORMS), CHECKPOINTS: ("*.ckpt",)}
 
 
 def command_overrides() -> list[str]:
@@ -55,27 +57,40 @@ def command_overrides() -> list[str]:
 
 
 def instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
-    """hydra.utils.instantiate, with a constructor's refusal reported as a ConfigError naming the group."""
+    """hydra.utils.instantiate, with a constructor's refusal or a target that cannot be built reported as a
+    ConfigError naming the group."""
     try:
         return hydra.utils.instantiate(node, **kwargs)
     except InstantiationException as err:
         cause = err.__cause__
         if isinstance(cause, UserError):
             raise cause from None
-        if isinstance(cause, ValueError):
-            raise ConfigError(key, str(cause)) from None
+        if isinstance(cause, ValueError | TypeError | ImportError | AttributeError):
+            first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+            raise ConfigError(key, f"{node.get('_target_')} cannot be built: {first}") from None
         raise
 
 
 def make_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     """The run's own callbacks (what results.json and gradient_norms.json record, and the lock check), then each of
-    conf/callbacks/ in order (callbacks.progress_bar only when progress_bar is true)."""
+    conf/callbacks/ in order (progress bars only when progress_bar is true). Exactly one of them must be the run's
+    RunCheckpoint: its last.ckpt is what a rerun resumes from."""
     own = [RunSummary(cfg.log_every), Segments(), GradientNorms(cfg.log_every), StillHeld(cfg.log_every)]
-    chosen = [
-        instantiate(node, f"callbacks.{name}")
-        for name, node in cfg.callbacks.items()
-        if node is not None and (cfg.progress_bar or name != "progress_bar")
-    ]
+    chosen = []
+    for name, node in cfg.callbacks.items():
+        if node is None:
+            continue
+        callback = instantiate(node, f"callbacks.{name}")
+        if not isinstance(callback, pl.Callback):
+            raise ConfigError(f"callbacks.{name}", f"{type(callback).__name__} is not a Lightning Callback")
+        if cfg.progress_bar or not isinstance(callback, ProgressBar):
+            chosen.append(callback)
+    if sum(isinstance(c, RunCheckpoint) for c in chosen) != 1:
+        raise ConfigError(
+            "callbacks.checkpoint",
+            "a run needs exactly one resnet_repro.training.callbacks.RunCheckpoint (its last.ckpt is what a rerun "
+            "resumes from): set its options, do not remove or repeat it",
+        )
     return [*own, *chosen]
 
 
@@ -87,6 +102,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """
     overrides = command_overrides()
     validate(cfg, explicit_model=any(o.split("=", 1)[0].lstrip("+~") == "model" for o in overrides))
+    callbacks = make_callbacks(cfg)  # a callback that cannot be built is refused before the data is read
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, "data")
     model = instantiate(cfg.model, "model")
@@ -105,7 +121,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         cfg.trainer,
         "trainer",
         logger=hydra.utils.instantiate(cfg.logger, save_dir=str(out_dir)),
-        callbacks=make_callbacks(cfg),
+        callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(out_dir),  # where every callback finds the run directory
         enable_progress_bar=bool(cfg.progress_bar),
@@ -123,7 +139,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         for folder, names in RUN_FILES.items():
             for line in interrupted_writes(out_dir / folder, names, remove=trainer.is_global_zero):
                 log.warning(line)
-        previous = read_json(out_dir / record.RESULTS)
+        previous = read_json(out_dir / RESULTS)
         if previous and previous.get("status") == "completed":
             log.info("%s is completed; skipping it (delete its results.json to train it again)", out_dir)
             return {**previous, "skipped": True}
@@ -152,8 +168,8 @@ def fit_and_test(
     metrics = record.final_metrics(trainer, module, val, test)
     if trainer.is_global_zero:
         check_held(out_dir)
-        write_json(out_dir / "layer_responses.json", responses)
-        write_json(out_dir / "gradient_norms.json", find(trainer, GradientNorms).norms())
+        write_json(out_dir / LAYER_RESPONSES, responses)
+        write_json(out_dir / GRADIENT_NORMS, find(trainer, GradientNorms).norms())
     log_responses(trainer.logger.experiment, responses)
     recipe, seed = results["recipe"], results["seed"]
     trainer.logger.log_hyperparams(run_hparams(recipe, results["recipe_id"], seed), run_metrics(metrics))
@@ -215,7 +231,7 @@ def run(cfg: DictConfig) -> float | None:
         record.write_failure(out_dir, {**results, "config": OmegaConf.to_container(cfg, resolve=True)})
     progress(job, "skipped" if results.get("skipped") else "finished", out_dir, results["status"])
     if results["status"] in ("diverged", "stopped"):
-        print(f"error: {results['error']}; recorded in {out_dir / record.RESULTS}", file=sys.stderr)
+        print(f"error: {results['error']}; recorded in {out_dir / RESULTS}", file=sys.stderr)
         if not multirun:
             sys.exit(1)
     return results.get("metrics", {}).get("val_err")

@@ -12,8 +12,9 @@ from typing import Any
 
 from resnet_repro.config import net_keys
 from resnet_repro.files import read_json
+from resnet_repro.runs.layout import GRADIENT_NORMS, LAYER_RESPONSES, RECIPE, RESULTS
 from resnet_repro.runs.lock import holder, holder_text
-from resnet_repro.runs.recipe import RECIPE, fingerprint, flatten, is_recipe_key
+from resnet_repro.runs.recipe import fingerprint, flatten, is_recipe_key
 
 DATASET_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet": "ImageNet"}
 
@@ -64,12 +65,12 @@ class Run:
     @cached_property
     def responses(self) -> dict[str, float] | None:
         """Fig. 7: the response std of each 3x3 layer in network order (layer_responses.json), read once."""
-        return read_json(self.path / "layer_responses.json")
+        return read_json(self.path / LAYER_RESPONSES)
 
     @cached_property
     def gradients(self) -> dict[str, float] | None:
         """Sec. 4.1: the mean gradient norm at each 3x3 layer's response in network order (gradient_norms.json)."""
-        return read_json(self.path / "gradient_norms.json")
+        return read_json(self.path / GRADIENT_NORMS)
 
     def value(self, metric: str) -> float | None:
         """A number of this run: a recorded metric (test_err, train_err, ...) or one derived from its layers:
@@ -175,10 +176,10 @@ def find_runs(sweeps: list[Path]) -> list[Run]:
     """Every run directory (one with recipe.json or results.json) under the sweeps, with what it recorded."""
     runs = []
     for sweep in sweeps:
-        run_dirs = {p.parent for name in (RECIPE, "results.json") for p in sweep.rglob(name)}
+        run_dirs = {p.parent for name in (RECIPE, RESULTS) for p in sweep.rglob(name)}
         for run_dir in sorted(run_dirs):
             identity = as_dict(read_json(run_dir / RECIPE))
-            results = as_dict(read_json(run_dir / "results.json"))  # a file from elsewhere may hold anything
+            results = as_dict(read_json(run_dir / RESULTS))  # a file from elsewhere may hold anything
             results["status"] = str(results.get("status", "unfinished"))
             problem = malformed(results)
             if problem:

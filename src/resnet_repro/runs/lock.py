@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from resnet_repro.errors import UserError
+from resnet_repro.runs.layout import LOCK, RUN_LOG
 
-LOCK = ".lock"
-RUN_LOG = "train.log"
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # as conf/hydra/job_logging/console.yaml
 _OFD = hasattr(fcntl, "F_OFD_SETLK")  # Linux 3.15+
 _NO_LOCKS = {errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL}  # a filesystem without file locks

@@ -22,10 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from resnet_repro.errors import UserError
 from resnet_repro.files import CheckpointError, load_checkpoint, read_json, write_json
+from resnet_repro.runs.layout import CHECKPOINTS, LAST, RECIPE, RESULTS
 
 log = logging.getLogger(__name__)
 
-RECIPE = "recipe.json"
 NOT_RECIPE = (  # dotted keys (and everything under them) that do not change what is trained
     "seed",  # varies inside a group; recorded beside the recipe
     "name",
@@ -114,11 +114,11 @@ def recorded_identity(run_dir: Path) -> dict[str, Any] | None:
 
     A directory with results or checkpoints but no recorded recipe (written by an older version) is refused.
     """
-    for source in (run_dir / RECIPE, run_dir / "results.json"):
+    for source in (run_dir / RECIPE, run_dir / RESULTS):
         record = read_json(source)
         if record and "recipe" in record:
             return record
-    if (run_dir / "results.json").exists() or (run_dir / "checkpoints").is_dir():
+    if (run_dir / RESULTS).exists() or (run_dir / CHECKPOINTS).is_dir():
         raise RecipeMismatchError(
             f"{run_dir} holds a run without a recorded recipe (made by an older resnet-repro), so it cannot be "
             f"resumed or skipped safely; move it away or choose another output_root"
@@ -162,7 +162,7 @@ def resume_checkpoint(run_dir: Path, ckpt_path: str | None, identity: dict[str, 
     unreadable or of another recipe, it is refused with one line and nothing is renamed.
     """
     explicit = ckpt_path not in (None, "last")
-    path = Path(ckpt_path).expanduser() if explicit else run_dir / "checkpoints" / "last.ckpt"
+    path = Path(ckpt_path).expanduser() if explicit else run_dir / CHECKPOINTS / LAST
     if not explicit and not path.is_file():
         return None
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytorch_lightning as pl
 import torch
@@ -19,6 +19,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from resnet_repro.files import atomic_write
+from resnet_repro.runs.layout import CHECKPOINTS, LAST
 from resnet_repro.runs.lock import check_held
 from resnet_repro.runs.provenance import segment
 from resnet_repro.training.module import BAR_ERR, BAR_SPEED, is_log_step
@@ -35,11 +36,26 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 class RunCheckpoint(ModelCheckpoint):
     """Lightning's ModelCheckpoint, in the run directory's checkpoints/ and by its `monitor` (val error) when the
-    run has a val split; without one (data.val_size=0, the paper's CIFAR protocol) it keeps the latest."""
+    run has a val split; without one (data.val_size=0, the paper's CIFAR protocol) it keeps the latest. Its
+    last.ckpt is what a rerun resumes from, so it always saves it there."""
+
+    def __init__(self, dirpath: str | None = None, save_last: bool = True, **kwargs: Any) -> None:
+        if dirpath is not None:
+            raise ValueError(
+                f"a run's checkpoints are in <run>/{CHECKPOINTS}, where its resume finds them; leave dirpath unset"
+            )
+        if save_last is not True:
+            raise ValueError(f"save_last must be true: {LAST} is what a rerun resumes from")
+        super().__init__(save_last=True, **kwargs)
+
+    @property
+    def state_key(self) -> str:
+        """ModelCheckpoint's key, under which checkpoints written before this subclass existed hold its state."""
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self.dirpath is None:
-            self.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
+            self.dirpath = str(Path(trainer.default_root_dir) / CHECKPOINTS)
         if self.monitor is not None and "val" not in trainer.datamodule.eval_names():
             self.monitor = None
         super().setup(trainer, pl_module, stage)
@@ -63,7 +79,10 @@ class StillHeld(pl.Callback):
             check_held(Path(trainer.default_root_dir))
 
 
-def find(trainer: pl.Trainer, kind: type[pl.Callback]) -> Any:
+C = TypeVar("C", bound=pl.Callback)
+
+
+def find(trainer: pl.Trainer, kind: type[C]) -> C:
     """The trainer's callback of class `kind` (train.py always adds the run's own: RunSummary, Segments, ...)."""
     return next(c for c in trainer.callbacks if isinstance(c, kind))
 

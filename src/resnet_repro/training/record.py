@@ -14,14 +14,13 @@ from omegaconf import DictConfig, OmegaConf
 from resnet_repro.data.dataloader import per_device_batch
 from resnet_repro.errors import UserError
 from resnet_repro.files import read_json, write_json
+from resnet_repro.runs.layout import RESULTS
 from resnet_repro.runs.lock import RunLock, check_held
 from resnet_repro.runs.provenance import git_commit, machine
 from resnet_repro.training.callbacks import RunSummary, Segments, find
 from resnet_repro.training.module import ResNetModule
 
 log = logging.getLogger(__name__)
-
-RESULTS = "results.json"
 
 
 def start(
@@ -56,7 +55,7 @@ def end(
 ) -> dict[str, Any]:
     """`results` with the run's end: its status, step, wall time and segments (from the run's callbacks); for a
     completed run its metrics, throughput and images seen; `extra` (an error, the warm-up's end) as given."""
-    summary: RunSummary = find(trainer, RunSummary)
+    summary = find(trainer, RunSummary)
     results.update(
         {
             "status": status,
@@ -85,7 +84,7 @@ def final_metrics(
 ) -> dict[str, Any]:
     """The completed run's numbers: its last validation (`val`, from val_metrics), the `test` pass, the training
     error over its final epoch (module.final_train) and the best val error with its step."""
-    summary: RunSummary = find(trainer, RunSummary)
+    summary = find(trainer, RunSummary)
     metrics = dict(val)
     metrics.update({k.replace("/", "_"): v for k, v in test.items()})
     metrics.update(module.final_train())

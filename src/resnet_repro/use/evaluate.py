@@ -28,13 +28,13 @@ from resnet_repro.data.dataloader import dataloader
 from resnet_repro.data.imagenet import eval_transform
 from resnet_repro.data.tensor_loader import TensorLoader
 from resnet_repro.errors import DataError, UserError
-from resnet_repro.files import read_json, refuse_links, write_json
+from resnet_repro.files import read_json, write_json
+from resnet_repro.runs.layout import EVAL, RESULTS, refuse_links
 from resnet_repro.runs.provenance import git_commit, machine
 from resnet_repro.training.module import ResNetModule
 from resnet_repro.use.weights import WeightsError, load_record, network_name, read_weights, run_dir_of
 
 VIEWS = {"cifar": ("single",), "imagenet": ("center-crop", "10-crop")}  # Sec. 4.2; Sec. 3.4
-EVAL_FILE = "eval.json"
 
 
 def family(record: dict[str, Any]) -> str:
@@ -94,7 +94,7 @@ def recorded_root(weights: str | Path) -> Path:
     """Where a run's data was (results.json: data.root, or the config's data.root), for `evaluate RUN` without
     --data; a UserError when the weights are no run or the run did not record it."""
     run_dir = run_dir_of(Path(weights))
-    results = (read_json(run_dir / "results.json") or {}) if run_dir is not None else {}
+    results = (read_json(run_dir / RESULTS) or {}) if run_dir is not None else {}
     results = results if isinstance(results, dict) else {}
     data, config = results.get("data"), results.get("config")
     config_data = config.get("data") if isinstance(config, dict) else None
@@ -170,8 +170,8 @@ def default_out(weights: Path) -> Path:
     """eval.json beside the weights: in the run directory, or in the folder of a weights file."""
     run_dir = run_dir_of(weights)
     if run_dir is not None and (weights.is_dir() or weights.suffix == ".ckpt"):
-        return run_dir / EVAL_FILE
-    return weights.parent / EVAL_FILE
+        return run_dir / EVAL
+    return weights.parent / EVAL
 
 
 def record_eval(out: Path, result: dict[str, Any]) -> None:
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--which", choices=("best", "last"), default="best", help="run directories: which checkpoint")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--accelerator", default="cpu", help="cpu, gpu, auto")
-    parser.add_argument("--out", type=Path, default=None, help=f"default: {EVAL_FILE} beside the weights")
+    parser.add_argument("--out", type=Path, default=None, help=f"default: {EVAL} beside the weights")
     args = parser.parse_args(argv)
     try:
         if args.out is None and run_dir_of(args.weights) is not None:

@@ -19,10 +19,10 @@ import torch
 from torch import nn
 
 from resnet_repro.errors import UserError
-from resnet_repro.files import atomic_write, load_checkpoint, read_json, refuse_links
+from resnet_repro.files import atomic_write, load_checkpoint, read_json
 from resnet_repro.models import CifarResNet, ImageNetResNet
 from resnet_repro.models.imagenet import IMAGENET_LAYOUTS
-from resnet_repro.runs.recipe import RECIPE
+from resnet_repro.runs.layout import CHECKPOINTS, EXPORT, LAST, RECIPE, RESULTS, refuse_links
 
 EXPORT_FORMAT = "resnet-repro-weights/1"
 ARCHITECTURES: dict[str, type[nn.Module]] = {"CifarResNet": CifarResNet, "ImageNetResNet": ImageNetResNet}
@@ -64,12 +64,12 @@ def find_checkpoint(run_dir: Path, which: str) -> Path:
     if which not in ("best", "last"):
         raise WeightsError(f"which must be 'best' or 'last', got {which!r}")
     recipe = (read_json(run_dir / RECIPE) or {}).get("recipe", {})
-    folder = run_dir / "checkpoints"
+    folder = run_dir / CHECKPOINTS
     if which == "best" and recipe.get("data.val_size", 0):
         return best_checkpoint(folder)
-    if not (folder / "last.ckpt").is_file():
+    if not (folder / LAST).is_file():
         raise WeightsError(f"{run_dir} has no checkpoint yet (checkpoints/last.ckpt): has it trained?")
-    return folder / "last.ckpt"
+    return folder / LAST
 
 
 BEST = re.compile(r"best-step=(\d+)(?:-v(\d+))?\.ckpt")  # conf/callbacks/default.yaml; -vN: a later attempt
@@ -78,7 +78,7 @@ BEST = re.compile(r"best-step=(\d+)(?:-v(\d+))?\.ckpt")  # conf/callbacks/defaul
 def best_checkpoint(folder: Path) -> Path:
     """The best-by-val checkpoint of the run's current attempt: the one its last checkpoint's ModelCheckpoint
     state names, else the highest step (and version) compared as numbers."""
-    last = folder / "last.ckpt"
+    last = folder / LAST
     if last.is_file():
         states = load_checkpoint(last).get("callbacks")
         states = states if isinstance(states, dict) else {}
@@ -114,7 +114,7 @@ def read_run(path: Path, which: str = "best") -> dict[str, Any]:
         or not isinstance(checkpoint.get("state_dict"), dict)
     ):
         raise WeightsError(f"{checkpoint_path} is not a checkpoint of a resnet-repro run (no recipe or state_dict)")
-    results = read_json(run_dir / "results.json") or {}
+    results = read_json(run_dir / RESULTS) or {}
     return {
         "format": EXPORT_FORMAT,
         **model_spec(identity["recipe"]),
@@ -211,7 +211,7 @@ def export(run: str | Path, out: str | Path | None = None, which: str = "best") 
         if run_dir is None:
             raise WeightsError(f"{run} is not inside a run directory: give the file to write (--out)")
         refuse_links(run_dir)  # a stranger's export/ may be a link to elsewhere
-        out = run_dir / "export" / f"{name}-{record['recipe_id']}-seed{record['seed']}.pt"
+        out = run_dir / EXPORT / f"{name}-{record['recipe_id']}-seed{record['seed']}.pt"
     out = Path(out)
     record = {**record, "source": str(Path(record["source"]).resolve())}
     atomic_write(out, lambda tmp: torch.save(record, tmp))
