@@ -72,4 +72,4 @@ bench-memory: install
 	$(PY) benchmarks/bench_memory.py
 
 bench-gpu: install
-	$(PY) benchmarks/bench_gpu.py
+	$(PY) benchmarks/bench_gpu.py --data $(DATA)

@@ -37,8 +37,11 @@ class PilCifar(Dataset):
         return self.transform(self.images[i]), self.labels[i]
 
 
-def reference_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int = 128) -> DataLoader:
-    """The common reference pipeline: PIL images, RandomCrop(32, 4), flip, ToTensor, Normalize; 2 workers."""
+def reference_loader(
+    images: torch.Tensor, labels: torch.Tensor, batch_size: int = 128, workers: int = 2, pin: bool = False
+) -> DataLoader:
+    """The common reference pipeline: PIL images, RandomCrop(32, 4), flip, ToTensor, Normalize; `workers`
+    processes (2 on the 2-core CPU), pinned memory for a GPU."""
     transform = transforms.Compose(
         [
             transforms.RandomCrop(32, padding=4),
@@ -52,8 +55,9 @@ def reference_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int
         batch_size=batch_size,
         shuffle=True,
         drop_last=True,
-        num_workers=2,
+        num_workers=workers,
         persistent_workers=True,
+        pin_memory=pin,
     )
 
 

@@ -1,100 +1,80 @@
-"""GPU benchmark: iterations per second of the paper's CIFAR nets, and the projected `make reproduce-cifar` time.
+"""GPU benchmark: bench_train.py's like-with-like table on a CUDA GPU, and the projected `make reproduce-cifar` time.
 
-    python benchmarks/bench_gpu.py [--data /path/to/cifar10] [--compile]
+    python benchmarks/bench_gpu.py --data /path/to/cifar10 [--workers 8]        (make bench-gpu DATA=...)
 
-Where a CUDA GPU exists: the project's GPU path (bf16 autocast, channels_last, the data resident on the GPU, our
-batched augmentation) trains ResNet-20/32/44/56/110 and plain-20/32/44/56 (Fig. 6, one seed) for a few hundred
-iterations each; their iterations/s and eval images/s project the wall time of the whole sweep (64k iterations
-and 64 evaluations of 15k images per net). Without a GPU it says so and exits cleanly.
+On the GPU, in fp32 (the project's default; convolutions in TF32 where cuDNN allows it, PyTorch's default, which
+the output states) and in bf16 autocast: (a) ours (`python -m resnet_repro.train`, compile off and on), (b) the
+common reference loop (torchvision DataLoader + PIL transforms, `--workers` processes, pinned memory), (c) the bare
+loop on our data path (eager, torch.compile, and CUDA graphs through torch.compile's "reduce-overhead" mode), the
+conv3x3 and matmul limits measured in the same run, for ResNet-20/32/44/56/110. Then the projection of the whole
+Fig. 6 sweep (`make reproduce-cifar`, one seed, runs in sequence on this GPU): 64k iterations of each of its nine
+nets at (a)'s measured rate in the default precision (a plain net at the rate of the ResNet of its depth: the same
+convolutions, without the additions), plus 64 evaluations of the 10k test images at a measured inference rate.
+Without a GPU it says so and exits 0.
 """
 
 from __future__ import annotations
 
-import argparse
+import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
-from torch.nn import functional as F
 
-from resnet_repro.data.tensor_loader import TensorLoader
-from resnet_repro.data.transforms import Normalize
-from resnet_repro.models import CifarResNet
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_train import like_with_like, parser, synchronize  # noqa: E402
 
-NETS = [("plain", d) for d in (20, 32, 44, 56)] + [("resnet", d) for d in (20, 32, 44, 56, 110)]
-MAX_STEPS, EVALS, EVAL_IMAGES = 64_000, 64, 15_000  # Sec. 4.2; our default val_check_interval of 1000
+from resnet_repro.models import CifarResNet  # noqa: E402
+from resnet_repro.runs.provenance import machine  # noqa: E402
 
-
-def images(data: str | None, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    if data is None:  # random pixels: the speed of a training step does not depend on them
-        return torch.randint(0, 256, (45_000, 3, 32, 32), dtype=torch.uint8, device=device), torch.randint(
-            0, 10, (45_000,), device=device
-        )
-    from resnet_repro.data.cifar_sources import load_cifar
-
-    arrays = load_cifar("cifar10", data)
-    return arrays.train_images[:45_000].to(device), arrays.train_labels[:45_000].to(device)
+FIG6 = [("plain", d) for d in (20, 32, 44, 56)] + [("resnet", d) for d in (20, 32, 44, 56, 110)]  # experiment=fig6
+MAX_STEPS, EVALS, TEST_IMAGES, BATCH = 64_000, 64, 10_000, 128  # Sec. 4.2; val_check_interval 1000; the test set
 
 
-def measure(kind: str, depth: int, x: torch.Tensor, y: torch.Tensor, compile: bool) -> tuple[float, float]:
-    """(training iterations/s, evaluation images/s) after a warm-up."""
-    model = CifarResNet(depth, residual=kind == "resnet").cuda().to(memory_format=torch.channels_last)
-    forward = torch.compile(model) if compile else model
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    loader = TensorLoader(x, y, 128, Normalize(x.cpu()).to(x.device), True, True, channels_last=True)
-    steps, warmup = 300, 50
-    for i, (xb, yb) in enumerate(loader):
-        if i == warmup:
-            torch.cuda.synchronize()
+def eval_images_per_s(depth: int, precision: str, device: torch.device, batch: int = 1000, repeats: int = 10) -> float:
+    """Inference images/s of ResNet-`depth` at the evaluation batch (1000), channels_last, in `precision`."""
+    model = CifarResNet(depth).eval().to(device, memory_format=torch.channels_last)
+    x = torch.randn(batch, 3, 32, 32, device=device).to(memory_format=torch.channels_last)
+    times = []
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
+        for i in range(repeats + 2):
+            synchronize(device)
             start = time.perf_counter()
-        if i == warmup + steps:
-            break
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = F.cross_entropy(forward(xb), yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    torch.cuda.synchronize()
-    its = steps / (time.perf_counter() - start)
-    model.eval()
-    batch = loader.normalize(x[:1000]).contiguous(memory_format=torch.channels_last)
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
-        forward(batch)
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(10):
-            forward(batch)
-        torch.cuda.synchronize()
-    return its, 10_000 / (time.perf_counter() - start)
+            model(x)
+            synchronize(device)
+            if i >= 2:
+                times.append(time.perf_counter() - start)
+    return batch / statistics.median(times)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=None, help="a CIFAR-10 root; random pixels when omitted")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the networks")
-    args = parser.parse_args()
+    cli = parser()
+    cli.set_defaults(accelerator="gpu", workers=8, depths=[20, 32, 44, 56, 110])
+    args = cli.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA GPU on this machine: nothing to measure (this benchmark needs one)")
         return
     torch.backends.cudnn.benchmark = True
-    device = torch.device("cuda")
-    x, y = images(args.data, device)
     print(
-        f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}, bf16 autocast, channels_last, "
-        f"compile={args.compile}"
+        f"machine: {machine()}, GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}; fp32 convolutions "
+        f"in TF32: {torch.backends.cudnn.allow_tf32}, fp32 matmuls: {torch.get_float32_matmul_precision()}"
     )
-    total = 0.0
-    for kind, depth in NETS:
-        its, eval_rate = measure(kind, depth, x, y, args.compile)
-        hours = (MAX_STEPS / its + EVALS * EVAL_IMAGES / eval_rate) / 3600
-        total += hours
-        print(
-            f"{kind}-{depth:<4} {its:8.1f} it/s  {its * 128:10,.0f} img/s  eval {eval_rate:10,.0f} img/s  "
-            f"64k iterations: {hours:5.2f} h",
-            flush=True,
-        )
-    print(f"projected `make reproduce-cifar` (Fig. 6 sweep, one seed, one GPU, runs in sequence): {total:.2f} h")
-    sys.exit(0)
+    ours = like_with_like(args)
+    device = torch.device("cuda")
+    missing = sorted({depth for _, depth in FIG6} - set(args.depths))
+    if missing:
+        print(f"\nno projection of the Fig. 6 sweep: it needs --depths to include {missing}")
+        return
+    for precision, rates in ours.items():
+        total_h = 0.0
+        print(f"\nprojected `make reproduce-cifar` in {precision} (compile off), one seed, nets in sequence:")
+        for kind, depth in FIG6:
+            train_s = MAX_STEPS * BATCH / rates[depth]
+            eval_s = EVALS * TEST_IMAGES / eval_images_per_s(depth, precision, device)
+            total_h += (train_s + eval_s) / 3600
+            print(f"  {kind}-{depth}: {train_s / 3600:.2f} h training + {eval_s / 60:.1f} min evaluation", flush=True)
+        print(f"  the whole sweep: {total_h:.2f} h")
 
 
 if __name__ == "__main__":
