@@ -56,7 +56,7 @@ def reference_loader(
         shuffle=True,
         drop_last=True,
         num_workers=workers,
-        persistent_workers=True,
+        persistent_workers=workers > 0,
         pin_memory=pin,
     )
 

@@ -5,7 +5,8 @@
 On the GPU, in fp32 (the project's default; convolutions in TF32 where cuDNN allows it, PyTorch's default, which
 the output states) and in bf16 autocast: (a) ours (`python -m resnet_repro.train`, compile off and on), (b) the
 common reference loop (torchvision DataLoader + PIL transforms, `--workers` processes, pinned memory), (c) the bare
-loop on our data path (eager, torch.compile, and CUDA graphs through torch.compile's "reduce-overhead" mode), the
+loop on our data path (eager, torch.compile, and CUDA graphs through torch.compile's "reduce-overhead" mode, which
+captures forward and backward; the optimizer step stays eager), all with cuDNN's defaults (no autotuning), the
 conv3x3 and matmul limits measured in the same run, for ResNet-20/32/44/56/110. Then the projection of the whole
 Fig. 6 sweep (`make reproduce-cifar`, one seed, runs in sequence on this GPU): 64k iterations of each of its nine
 nets at (a)'s measured rate in the default precision (a plain net at the rate of the ResNet of its depth: the same
@@ -55,17 +56,15 @@ def main() -> None:
     if not torch.cuda.is_available():
         print("no CUDA GPU on this machine: nothing to measure (this benchmark needs one)")
         return
-    torch.backends.cudnn.benchmark = True
+    missing = sorted({depth for _, depth in FIG6} - set(args.depths))
+    if missing:
+        sys.exit(f"the projection of the Fig. 6 sweep needs --depths to include {missing}")
     print(
         f"machine: {machine()}, GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}; fp32 convolutions "
         f"in TF32: {torch.backends.cudnn.allow_tf32}, fp32 matmuls: {torch.get_float32_matmul_precision()}"
     )
     ours = like_with_like(args)
     device = torch.device("cuda")
-    missing = sorted({depth for _, depth in FIG6} - set(args.depths))
-    if missing:
-        print(f"\nno projection of the Fig. 6 sweep: it needs --depths to include {missing}")
-        return
     for precision, rates in ours.items():
         total_h = 0.0
         print(f"\nprojected `make reproduce-cifar` in {precision} (compile off), one seed, nets in sequence:")

@@ -8,8 +8,8 @@ each CIFAR ResNet depth, images per second of training steps at batch 128, all i
   (a) ours: the real `python -m resnet_repro.train` path (Lightning, fast data path, the project's defaults) in
       that precision, read from the run's `train/images_per_s` log;
   (b) reference: the common loop in the same precision: the model fed by a torchvision DataLoader with PIL
-      transforms (RandomCrop(32, 4), RandomHorizontalFlip, ToTensor, Normalize; 2 workers), SGD as in the paper,
-      the per-step `loss.item()` such loops log; for bf16, autocast with channels_last, as such loops do it;
+      transforms (RandomCrop(32, 4), RandomHorizontalFlip, ToTensor, Normalize; `--workers`, 2 by default), SGD
+      as in the paper, the per-step `loss.item()` such loops log; for bf16, autocast with channels_last;
   (c) the same bare loop fed by our fast data path, channels_last, same precision: (a)/(c) is Lightning's cost;
   (d) the limits, measured in the same run and precision: a CIFAR-shaped 3x3 convolution forward + backward at
       batch 128, channels_last (16 channels at 32x32, 32 at 16x16, 64 at 8x8; a ResNet spends equal FLOPs in
@@ -174,7 +174,7 @@ def precisions(accelerator: str) -> list[str]:
     """fp32 (the project's default), and bf16 autocast where the device computes bf16 natively (a CUDA GPU of
     compute capability 8 or more; a CPU with AVX512-BF16 or AMX)."""
     if accelerator == "gpu":
-        native = torch.cuda.is_bf16_supported()
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
     else:
         native = any(
             getattr(torch.cpu, name, lambda: False)()
@@ -277,7 +277,7 @@ def like_with_like(args: argparse.Namespace) -> dict[str, dict[int, float]]:
             f"\n{precision}: limits measured now: conv3x3 fwd+bwd {conv / 1e9:.1f} GFLOP/s, "
             f"matmul {matmul / 1e9:.1f} GFLOP/s"
         )
-        extra = " (a) compiled | (c) compiled | (c) CUDA graphs |" if compiled else ""
+        extra = " (a) compiled | (c) compiled | (c) CUDA graphs, forward + backward |" if compiled else ""
         print(
             "| net | (a) ours | (b) reference | a/b | (c) bare loop, our data | a/c | ours GFLOP/s | of conv limit "
             f"| peak RSS MB a / b / c (+ largest child) |{extra}"

@@ -40,11 +40,26 @@ CASES = [
     ("malformed sweep override", ["-m", "model.depth=20,,32"], None, "Error parsing override", 2),
     ("unwritable output dir", ["hydra.run.dir=/proc/resnet_repro_run"], None, "cannot write", 2),
     ("unknown key", ["optim.learning_rate=0.1"], None, "Could not override 'optim.learning_rate'", 2),
-    ("callback that does not exist", ["+callbacks.x._target_=no.such.Class"], None, "callbacks.x: no.such.Class", 2),
+    (
+        "callback that does not exist",
+        ["+callbacks.x._target_=no.such.Class"],
+        None,
+        "callbacks.x: cannot import no.such.Class",
+        2,
+    ),
     ("callback that is not one", ["+callbacks.x._target_=builtins.dict"], None, "is not a Lightning Callback", 2),
     ("checkpoints removed", ["~callbacks.checkpoint"], None, "exactly one resnet_repro.training.callbacks.Run", 2),
     ("checkpoints elsewhere", ["+callbacks.checkpoint.dirpath=/tmp/elsewhere"], None, "leave dirpath unset", 2),
     ("no last.ckpt", ["callbacks.checkpoint.save_last=false"], None, "save_last must be true", 2),
+    ("last.ckpt at the end only", ["callbacks.checkpoint.save_top_k=0"], None, "must not be 0", 2),
+    ("an option a callback lacks", ["+callbacks.progress_log.colour=red"], None, "unexpected keyword argument", 2),
+    (
+        "two progress bars",
+        ["progress_bar=true", "+callbacks.tq._target_=pytorch_lightning.callbacks.TQDMProgressBar"],
+        None,
+        "callbacks.tq: a second progress bar",
+        2,
+    ),
 ]
 
 

@@ -200,13 +200,21 @@ def test_resume_after_kill_gives_the_same_metrics(tiny_cifar: Path, tmp_path: Pa
     assert again.returncode == 0 and "is completed; skipping it" in again.stdout + again.stderr
 
 
-def test_checkpoint_state_keeps_the_key_of_earlier_checkpoints() -> None:
-    """Checkpoints written before RunCheckpoint existed hold Lightning's ModelCheckpoint state (best score and path)
-    under ModelCheckpoint's key: RunCheckpoint reads and writes the same key, so a resume of such a run keeps it."""
+def test_checkpoints_of_earlier_commits_resume_with_their_checkpoint_state() -> None:
+    """Before RunCheckpoint existed, last.ckpt held Lightning's ModelCheckpoint state (best score and path) under
+    ModelCheckpoint's key: RunCheckpoint takes it from there, and keeps a key of its own, so that a ModelCheckpoint
+    the user adds by config never shares its state."""
     node = compose_config([]).callbacks.checkpoint
     ours = hydra.utils.instantiate(node)
     lightnings = ModelCheckpoint(**{key: value for key, value in node.items() if key != "_target_"})
-    assert type(ours) is not ModelCheckpoint and ours.state_key == lightnings.state_key
+    assert ours.state_key != lightnings.state_key
+    ours.dirpath = lightnings.dirpath = "/run/checkpoints"
+    best = "/run/checkpoints/best-step=900.ckpt"
+    earlier = {**lightnings.state_dict(), "best_model_score": torch.tensor(7.5), "best_model_path": best}
+    checkpoint = {"callbacks": {lightnings.state_key: earlier}}
+    ours.on_load_checkpoint(None, None, checkpoint)  # Lightning calls it before load_state_dict
+    ours.load_state_dict(checkpoint["callbacks"][ours.state_key])
+    assert float(ours.best_model_score) == 7.5 and ours.best_model_path == best
 
 
 def test_truncated_leftovers_are_not_trusted(tiny_cifar: Path, tmp_path: Path) -> None:

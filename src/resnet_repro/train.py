@@ -56,18 +56,26 @@ def command_overrides() -> list[str]:
         return []
 
 
+# what Python says when a call does not fit a signature: an option the constructor does not take, or lacks
+SIGNATURE_ERRORS = ("unexpected keyword argument", "required positional argument", "required keyword-only argument")
+
+
 def instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
-    """hydra.utils.instantiate, with a constructor's refusal or a target that cannot be built reported as a
-    ConfigError naming the group."""
+    """hydra.utils.instantiate, with a constructor's refusal of a value (ValueError, UserError), a target that
+    does not exist and options that do not fit its signature reported as a ConfigError naming the group; any other
+    error inside a constructor is a bug, and keeps its traceback."""
     try:
         return hydra.utils.instantiate(node, **kwargs)
     except InstantiationException as err:
-        cause = err.__cause__
+        cause, target = err.__cause__, node.get("_target_")
         if isinstance(cause, UserError):
             raise cause from None
-        if isinstance(cause, ValueError | TypeError | ImportError | AttributeError):
-            first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-            raise ConfigError(key, f"{node.get('_target_')} cannot be built: {first}") from None
+        if isinstance(cause, ValueError):
+            raise ConfigError(key, str(cause)) from err
+        if str(err).startswith("Error locating target"):
+            raise ConfigError(key, f"cannot import {target}: {' '.join(str(cause or err).split())}") from err
+        if isinstance(cause, TypeError) and any(text in str(cause) for text in SIGNATURE_ERRORS):
+            raise ConfigError(key, f"{target}: {cause}") from err
         raise
 
 
@@ -83,6 +91,8 @@ def make_callbacks(cfg: DictConfig) -> list[pl.Callback]:
         callback = instantiate(node, f"callbacks.{name}")
         if not isinstance(callback, pl.Callback):
             raise ConfigError(f"callbacks.{name}", f"{type(callback).__name__} is not a Lightning Callback")
+        if isinstance(callback, ProgressBar) and any(isinstance(c, ProgressBar) for c in chosen):
+            raise ConfigError(f"callbacks.{name}", "a second progress bar: Lightning shows one")
         if cfg.progress_bar or not isinstance(callback, ProgressBar):
             chosen.append(callback)
     if sum(isinstance(c, RunCheckpoint) for c in chosen) != 1:

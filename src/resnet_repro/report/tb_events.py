@@ -7,6 +7,8 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from resnet_repro.runs.layout import TENSORBOARD
+
 
 def read_scalars(run_dir: Path, tags: Iterable[str] | None = None) -> dict[str, list[tuple[int, float]]]:
     """{tag: [(step, value), ...]} sorted by step, from every event file under `run_dir`/tb.
@@ -15,7 +17,7 @@ def read_scalars(run_dir: Path, tags: Iterable[str] | None = None) -> dict[str, 
     """
     wanted = set(tags) if tags is not None else None
     points: dict[str, dict[int, float]] = {}
-    for events in sorted(Path(run_dir, "tb").glob("events.out.tfevents.*")):
+    for events in sorted(Path(run_dir, TENSORBOARD).glob("events.out.tfevents.*")):
         accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
         accumulator.Reload()
         for tag in accumulator.Tags()["scalars"]:

@@ -46,12 +46,20 @@ class RunCheckpoint(ModelCheckpoint):
             )
         if save_last is not True:
             raise ValueError(f"save_last must be true: {LAST} is what a rerun resumes from")
+        if kwargs.get("save_top_k", 1) == 0 or kwargs.get("every_n_epochs") == 0:
+            raise ValueError(
+                f"save_top_k and every_n_epochs must not be 0: {LAST} would then be written at the end only"
+            )
         super().__init__(save_last=True, **kwargs)
 
-    @property
-    def state_key(self) -> str:
-        """ModelCheckpoint's key, under which checkpoints written before this subclass existed hold its state."""
-        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        """A checkpoint written before this class existed holds its state under ModelCheckpoint's key: take it from
+        there (a ModelCheckpoint of the user's keeps a key of its own, so the two never share a state)."""
+        states = checkpoint.get("callbacks", {})
+        earlier = self.state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+        if self.state_key not in states and earlier in states:
+            states[self.state_key] = states[earlier]
+        super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self.dirpath is None:
