@@ -16,15 +16,13 @@ Without a GPU it says so and exits 0.
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_train import like_with_like, parser, synchronize  # noqa: E402
+from bench_train import like_with_like, median_seconds, parser  # noqa: E402
 
 from resnet_repro.models import CifarResNet  # noqa: E402
 from resnet_repro.runs.provenance import machine  # noqa: E402
@@ -37,16 +35,8 @@ def eval_images_per_s(depth: int, precision: str, device: torch.device, batch: i
     """Inference images/s of ResNet-`depth` at the evaluation batch (1000), channels_last, in `precision`."""
     model = CifarResNet(depth).eval().to(device, memory_format=torch.channels_last)
     x = torch.randn(batch, 3, 32, 32, device=device).to(memory_format=torch.channels_last)
-    times = []
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
-        for i in range(repeats + 2):
-            synchronize(device)
-            start = time.perf_counter()
-            model(x)
-            synchronize(device)
-            if i >= 2:
-                times.append(time.perf_counter() - start)
-    return batch / statistics.median(times)
+        return batch / median_seconds(lambda: model(x), device, repeats, warmups=2)
 
 
 def main() -> None:

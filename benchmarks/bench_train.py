@@ -31,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -183,6 +185,28 @@ def precisions(accelerator: str) -> list[str]:
     return ["32-true", "bf16-mixed"] if native else ["32-true"]
 
 
+def median_seconds(work: Callable[[], object], device: torch.device, repeats: int, warmups: int) -> float:
+    """The median wall time of `work()` over `repeats` calls after `warmups` untimed ones, the device's queued work
+    waited for around each timed call."""
+    for _ in range(warmups):
+        work()
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        work()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def conv_forward_backward(conv: torch.nn.Conv2d, x: torch.Tensor, grad: torch.Tensor, bf16: bool) -> None:
+    """`conv` forward (in bf16 autocast or not) and its two gradients, of the input and the weight (not accumulated)."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        y = conv(x)
+    torch.autograd.grad(y, (x, conv.weight), grad.to(y.dtype))
+
+
 def conv_limit(precision: str, device: torch.device, repeats: int = 5) -> float:
     """FLOP/s of a CIFAR-shaped 3x3 convolution forward + backward (input and weight gradients) at batch 128,
     channels_last, in `precision`: the harmonic mean over the three stage shapes (equal FLOPs in each)."""
@@ -195,32 +219,15 @@ def conv_limit(precision: str, device: torch.device, repeats: int = 5) -> float:
         x.requires_grad_()
         grad = torch.randn(BATCH, channels, size, size, device=device).to(memory_format=torch.channels_last)
         flops = 3 * 2 * BATCH * channels * channels * 9 * size * size  # forward, input grad, weight grad
-        times = []
-        for i in range(repeats + 2):
-            synchronize(device)
-            start = time.perf_counter()
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
-                y = conv(x)
-            torch.autograd.grad(y, (x, conv.weight), grad.to(y.dtype))  # the two gradients, not accumulated
-            synchronize(device)
-            if i >= 2:  # two warm-ups
-                times.append(time.perf_counter() - start)
-        rates.append(flops / statistics.median(times))
+        work = partial(conv_forward_backward, conv, x, grad, precision == "bf16-mixed")
+        rates.append(flops / median_seconds(work, device, repeats, warmups=2))
     return len(rates) / sum(1 / r for r in rates)
 
 
 def matmul_ceiling(dtype: torch.dtype, device: torch.device, n: int = 4096, repeats: int = 5) -> float:
     """FLOP/s of an n x n matmul in `dtype`, the median of `repeats` after one warm-up."""
     a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        a @ b
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / statistics.median(times)
+    return 2 * n**3 / median_seconds(lambda: a @ b, device, repeats, warmups=1)
 
 
 def train_flops_per_image(depth: int) -> float:
