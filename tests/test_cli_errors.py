@@ -52,6 +52,7 @@ CASES = [
     ("checkpoints elsewhere", ["+callbacks.checkpoint.dirpath=/tmp/elsewhere"], None, "leave dirpath unset", 2),
     ("no last.ckpt", ["callbacks.checkpoint.save_last=false"], None, "save_last must be true", 2),
     ("last.ckpt at the end only", ["callbacks.checkpoint.save_top_k=0"], None, "must not be 0", 2),
+    ("no checkpoint trigger", ["+callbacks.checkpoint.every_n_train_steps=0"], None, "must not be 0", 2),
     ("an option a callback lacks", ["+callbacks.progress_log.colour=red"], None, "unexpected keyword argument", 2),
     (
         "two progress bars",

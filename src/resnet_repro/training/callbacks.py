@@ -46,11 +46,13 @@ class RunCheckpoint(ModelCheckpoint):
             )
         if save_last is not True:
             raise ValueError(f"save_last must be true: {LAST} is what a rerun resumes from")
-        if kwargs.get("save_top_k", 1) == 0 or kwargs.get("every_n_epochs") == 0:
+        # a rerun finds its last.ckpt under that name, never a versioned last-v1.ckpt beside a stale one
+        super().__init__(save_last=True, enable_version_counter=False, **kwargs)
+        if self.save_top_k == 0 or not (self._every_n_epochs or self._every_n_train_steps or self._train_time_interval):
             raise ValueError(
-                f"save_top_k and every_n_epochs must not be 0: {LAST} would then be written at the end only"
+                f"save_top_k must not be 0 and some of every_n_epochs, every_n_train_steps, train_time_interval must "
+                f"be on: {LAST} would be written at the end only"
             )
-        super().__init__(save_last=True, **kwargs)
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         """A checkpoint written before this class existed holds its state under ModelCheckpoint's key: take it from
