@@ -56,7 +56,9 @@ class ResNetModule(pl.LightningModule):
         check_optim(lr, momentum, weight_decay, milestones, gamma, warmup_lr, warmup_until_err, warmup_window)
         self.save_hyperparameters(ignore=["model"], logger=False)  # HParams: the recipe's keys (training/hparams.py)
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
-        self.forward_fn = torch.compile(self.model) if compile else self.model
+        # compile=true: the training iterations that are not measured; the measured ones (GradientNorms' tensor
+        # hooks, every log_every) and evaluation (Fig. 7's forward hooks) run the network as it is
+        self.train_forward = torch.compile(self.model) if compile else self.model
         self.eval_names = list(eval_names)
         self.train_err, self.train_loss = MeanMetric(), MeanMetric()
         # the run's training error: the mean over its final epoch (Fig. 6's curves), whatever log_every is
@@ -75,7 +77,7 @@ class ResNetModule(pl.LightningModule):
         self.run_identity: dict | None = None  # the run's recipe, fingerprint and seed (recipe.py), in checkpoints
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_fn(x)
+        return self.model(x)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.run_identity is not None:
@@ -130,7 +132,8 @@ class ResNetModule(pl.LightningModule):
     # --- training ---
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
-        logits = self(x)
+        measured = is_log_step(self.global_step + 1, self.hparams.log_every, self.trainer.max_steps)
+        logits = self.model(x) if measured else self.train_forward(x)
         loss = F.cross_entropy(logits, y)
         wrong = (logits.argmax(1) != y).float() * 100  # percent error, the paper's unit
         self.train_err.update(wrong)
