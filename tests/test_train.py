@@ -152,6 +152,7 @@ def test_compiled_run_matches_the_eager_one_and_measures_its_gradients(tiny_cifa
     eager = train(compose_config(overrides), tmp_path / "eager")
     compiled = train(compose_config([*overrides, "compile=true"]), tmp_path / "compiled")
     assert compiled["status"] == "completed" and compiled["recipe_id"] == eager["recipe_id"]
+    assert compiled["compile_s"] > 0 and eager["compile_s"] is None  # what compiling cost, in results.json
     for key in ("train_loss", "test_loss", "val_loss"):
         assert compiled["metrics"][key] == pytest.approx(eager["metrics"][key], rel=1e-2), key  # 8 steps move them 13%
     norms = [json.loads((tmp_path / run / "gradient_norms.json").read_text()) for run in ("eager", "compiled")]

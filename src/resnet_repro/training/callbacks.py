@@ -97,6 +97,12 @@ def find(trainer: pl.Trainer, kind: type[C]) -> C:
     return next(c for c in trainer.callbacks if isinstance(c, kind))
 
 
+def compile_time_s() -> float:
+    """The wall time torch.compile has spent in this process so far (tracing, inductor, the C++ or Triton builds);
+    less when inductor's caches (TORCHINDUCTOR_CACHE_DIR) hold the graphs of an earlier run."""
+    return float(torch._dynamo.utils.calculate_time_spent().get("total_wall_time", 0.0))  # no public API has it
+
+
 class RunSummary(pl.Callback):
     """Measures training throughput (images/s, validation excluded), the run's wall time, and the best val error
     with its step. Logs `train/images_per_s` with the training metrics; its totals survive a resume through the
@@ -115,6 +121,8 @@ class RunSummary(pl.Callback):
         self.best_val_step: int | None = None
         self._window_start: float | None = None
         self._window_images = 0
+        self._compile_before = compile_time_s()  # a sweep's runs share one process
+
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, idx: int) -> None:
         if self._window_start is None:
@@ -154,6 +162,11 @@ class RunSummary(pl.Callback):
                 {"step": float(trainer.global_step), BAR_SPEED: rate}, prog_bar=True, logger=False
             )
         self._window_start = None
+
+    @property
+    def compile_s(self) -> float:
+        """What torch.compile took during this run (its segment, when resumed)."""
+        return compile_time_s() - self._compile_before
 
     @property
     def images_per_s(self) -> float | None:

@@ -62,6 +62,7 @@ def end(
             "step": trainer.global_step,
             "wall_time_s": summary.wall_time_s,
             "segments": find(trainer, Segments).segments,  # one per process that trained it: commit, machine
+            "compile_s": summary.compile_s if trainer.lightning_module.hparams.get("compile") else None,
         }
         | extra  # a diverged run's step is the first bad one
     )
