@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
+from resnet_repro.errors import UserError
 from resnet_repro.report import write_report
 from resnet_repro.report.claims import CLAIMS, evaluate
 from resnet_repro.report.collect import by_dataset, by_setting, find_runs, group_runs
@@ -63,6 +65,7 @@ def add_run(
         "params": 1,
         "git_commit": "0" * 40,
         "machine": {"cpu": "test"},
+        "config": OmegaConf.to_container(cfg, resolve=True),
     }
     if status != "completed":
         results["error"] = "RuntimeError: boom"
@@ -522,6 +525,27 @@ def test_report_covers_the_settings_it_finds(tmp_path: Path) -> None:
     assert "1 of 2 runs completed, in 1 recipes" in report
     assert "failed (RuntimeError: boom)" in report
     assert evaluate({}, {}, describe_setting)[0].verdict == NOT_RUN
+
+
+def test_the_effect_of_a_key_outside_the_recipe_and_a_seed_counted_once(tmp_path: Path) -> None:
+    """compile is not a recipe key: its two sides share recipe and seeds, so they land in separate sweeps; --compare
+    tells them apart by the recorded config. Without it, a seed run twice still counts once."""
+    for seed, (eager, compiled) in enumerate(((30.0, 30.4), (31.0, 31.3), (32.0, 32.5))):
+        add_run(tmp_path / "eager", ["net=resnet20"], seed, eager, data=FOLDER)
+        add_run(tmp_path / "compiled", ["net=resnet20", "compile=true"], seed, compiled, data=FOLDER)
+    report = write_report([tmp_path], tmp_path / "report", compare=("compile",)).read_text()
+    (cells,) = row(report.split("## Effect of `compile`")[1], "ResNet-20")
+    assert cells["compile: a → b"] == "False → True" and cells["n"] == "3 vs 3"
+    # paired differences 0.4, 0.3, 0.5 -> mean 0.40, t(0.975, 2) * 0.1 / sqrt(3) = 0.248
+    assert cells["test err b − a (pp)"] == "+0.40 pp [95% CI +0.15, +0.65], n = 3 vs 3 (paired t over seeds)"
+    report = write_report([tmp_path], tmp_path / "plain-report").read_text()
+    (table_row,) = [r for r in row(report, "ResNet-20") if "n" in r]
+    assert table_row["n"] == "3"  # not 6: each seed once
+    assert report.count("not counted (the recipe and seed of") == 3
+    assert "3 of 6 runs completed (3 more not counted: a recipe and seed counted already)" in report
+    with pytest.raises(UserError, match="--compare compiled: no run recorded"):
+        write_report([tmp_path], tmp_path / "bad", compare=("compiled",))
+    assert not (tmp_path / "bad").exists()
 
 
 def test_the_effect_of_one_recipe_key(tmp_path: Path) -> None:

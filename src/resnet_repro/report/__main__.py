@@ -16,7 +16,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("sweeps", nargs="+", type=Path, help="sweep directories (their runs hold recipe.json)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <first sweep>/report)")
     parser.add_argument(
-        "--compare", action="append", default=[], metavar="KEY", help="a recipe key whose effect to tabulate"
+        "--compare",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a config key whose effect to tabulate: of the recipe (trainer.precision) or of how runs computed (compile)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)  # one line per note on stderr

@@ -172,8 +172,13 @@ def malformed(results: dict[str, Any]) -> str | None:
     return None
 
 
-def find_runs(sweeps: list[Path]) -> list[Run]:
-    """Every run directory (one with recipe.json or results.json) under the sweeps, with what it recorded."""
+def find_runs(sweeps: list[Path], told_apart: tuple[str, ...] = ()) -> list[Run]:
+    """Every run directory (one with recipe.json or results.json) under the sweeps, with what it recorded.
+
+    `told_apart`: keys that are not recipe keys (compile, data.loader: how a run computed its numbers) whose value,
+    as the run's config recorded it, joins its recipe here, so that runs which differ there fall in groups of their
+    own (report --compare); a run that did not record the key gets None.
+    """
     runs = []
     for sweep in sweeps:
         run_dirs = {p.parent for name in (RECIPE, RESULTS) for p in sweep.rglob(name)}
@@ -191,18 +196,30 @@ def find_runs(sweeps: list[Path]) -> list[Run]:
             config = as_dict(results.get("config"))
             if not isinstance(recipe, dict):  # recorded by a version without run identities: its config's keys
                 recipe = {k: v for k, v in flatten(config).items() if is_recipe_key(k)}
+            if told_apart:
+                recorded = flatten(config)
+                recipe = {**recipe, **{key: recorded.get(key) for key in told_apart}}
             seed = results.get("seed", identity.get("seed", config.get("seed")))
             runs.append(Run(run_dir, results["status"], seed, recipe, results))
     return runs
 
 
 def group_runs(runs: list[Run]) -> list[Group]:
-    """The completed runs grouped by recipe (seed apart), ordered by dataset, setting, plain before ResNet, depth."""
+    """The completed runs grouped by recipe (seed apart), ordered by dataset, setting, plain before ResNet, depth.
+
+    A seed counts once in its group: a second completed run of one recipe and seed (the same run copied, or run
+    again under another folder) is marked "not counted", naming the run that is."""
     groups: dict[str, Group] = {}
     for run in runs:
         if run.status == "completed":
             recipe_id = fingerprint(run.recipe)
-            groups.setdefault(recipe_id, Group(recipe_id, run.recipe)).runs.append(run)
+            group = groups.setdefault(recipe_id, Group(recipe_id, run.recipe))
+            twin = next((other for other in group.runs if other.seed == run.seed), None)
+            if twin is not None:
+                run.status = "not counted"
+                run.results = {**run.results, "error": f"the recipe and seed of {twin.path}, which is counted"}
+                continue
+            group.runs.append(run)
     return sorted(groups.values(), key=lambda g: (g.dataset, fingerprint(g.setting), g.residual, g.shortcut, g.depth))
 
 

@@ -28,7 +28,7 @@ from resnet_repro.report.collect import (
 from resnet_repro.report.paper import departures, paper_numbers, paper_result
 from resnet_repro.report.tb_events import read_scalars
 from resnet_repro.runs.provenance import changed_across
-from resnet_repro.runs.recipe import fingerprint
+from resnet_repro.runs.recipe import fingerprint, is_recipe_key
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +39,19 @@ REPORT_FILES = ("report.md", "scorecard.json", "fig6-*.png", "fig7-*.png")  # wh
 def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -> Path:
     """Write report.md, scorecard.json and the figures into `out`; return the report's path.
 
-    `compare`: recipe keys (trainer.precision, optim.lr, ...) whose effect gets a table of its own: every pair of
-    groups whose recipes differ in that key alone, with the difference of their errors and its 95% interval.
+    `compare`: keys whose effect gets a table of its own: every pair of groups whose recipes differ in that key
+    alone, with the difference of their errors and its 95% interval. A recipe key (trainer.precision, optim.lr),
+    or a key of how the runs computed (compile, data.loader) as their configs recorded it, which then tells their
+    groups apart.
 
-    Raises UserError when the sweeps hold no runs (nothing is written then).
+    Raises UserError when the sweeps hold no runs, or no run recorded a compared key (nothing is written then).
     """
-    runs = find_runs(sweeps)
+    runs = find_runs(sweeps, tuple(key for key in compare if not is_recipe_key(key)))
     if not runs:
         raise UserError(f"no runs (folders with recipe.json or results.json) under {', '.join(map(str, sweeps))}")
+    for key in compare:
+        if all(run.recipe.get(key) is None for run in runs):
+            raise UserError(f"--compare {key}: no run recorded a value for it (a dotted config key: trainer.precision, compile)")
     notes = interrupted_writes(out, REPORT_FILES, remove=True) if out.is_dir() else []
     for note in notes:
         log.warning(note)
@@ -58,8 +63,9 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
     write_scorecard(out / "scorecard.json", sweeps, results, every_setting)
 
     lines = [f"# Reproduction report: {', '.join(str(s) for s in sweeps)}", ""]
-    done = sum(r.status == "completed" for r in runs)
-    lines += [f"{done} of {len(runs)} runs completed, in {len(groups)} recipes. Errors are percent.", ""]
+    done, twice = (sum(r.status == status for r in runs) for status in ("completed", "not counted"))
+    counted = f" ({twice} more not counted: a recipe and seed counted already)" if twice else ""
+    lines += [f"{done} of {len(runs)} runs completed{counted}, in {len(groups)} recipes. Errors are percent.", ""]
     lines += scorecard_table(results, every_setting)
     curves = {  # Fig. 6's curves, for the CIFAR runs (ImageNet has no Fig. 6)
         run.path: read_scalars(run.path, ["train/err", "test/err"])
@@ -77,7 +83,7 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
     lines += ["## Runs resumed by other code, machines or library versions", ""]
     lines += [f"- `{r.path}`: {describe_segments(r.segments)}" for r, changed in resumed if changed] or ["none"]
     problems = [r for r in runs if r.status != "completed"]
-    lines += ["", "## Runs not completed", ""]
+    lines += ["", "## Runs not completed or not counted", ""]
     lines += [f"- `{r.path}`: {r.status}" + (f" ({r.error})" if r.error else "") for r in problems] or ["none"]
     if notes:
         lines += ["", "## Notes", "", *(f"- {note}" for note in notes)]
