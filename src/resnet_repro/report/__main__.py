@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
         action="append",
         default=[],
         metavar="KEY",
-        help="a config key whose effect to tabulate: of the recipe (trainer.precision) or of how runs computed (compile)",
+        help="a config key whose effect to tabulate: a recipe key (trainer.precision) or how runs computed (compile)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)  # one line per note on stderr

@@ -51,7 +51,8 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
         raise UserError(f"no runs (folders with recipe.json or results.json) under {', '.join(map(str, sweeps))}")
     for key in compare:
         if all(run.recipe.get(key) is None for run in runs):
-            raise UserError(f"--compare {key}: no run recorded a value for it (a dotted config key: trainer.precision, compile)")
+            example = "a dotted config key: trainer.precision, compile"
+            raise UserError(f"--compare {key}: no run recorded a value for it ({example})")
     notes = interrupted_writes(out, REPORT_FILES, remove=True) if out.is_dir() else []
     for note in notes:
         log.warning(note)

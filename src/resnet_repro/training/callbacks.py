@@ -123,7 +123,6 @@ class RunSummary(pl.Callback):
         self._window_images = 0
         self._compile_before = compile_time_s()  # a sweep's runs share one process
 
-
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, idx: int) -> None:
         if self._window_start is None:
             self._window_start, self._window_images = time.perf_counter(), 0
