@@ -8,6 +8,7 @@ import shutil
 import time
 from pathlib import Path
 
+import hydra
 import numpy as np
 import pytest
 import torch
@@ -20,6 +21,7 @@ from resnet_repro.data.tensor_loader import TensorLoader
 from resnet_repro.data.transforms import crop_flip, sample_crop_flip
 from resnet_repro.errors import ConfigError, DataError
 from tests.conftest import CLASSES, write_cifar_folder
+from tests.helpers import compose_config
 
 
 def datamodule(root: Path, **kwargs) -> CifarDataModule:
@@ -203,8 +205,14 @@ def test_bad_datamodule_settings_name_their_key(tiny_cifar: Path) -> None:
         CifarDataModule(root=tiny_cifar, batch_size=0)
     with pytest.raises(ConfigError, match="data.loader"):
         CifarDataModule(root=tiny_cifar, loader="dali")
-    with pytest.raises(ConfigError, match="data.name"):
-        CifarDataModule(root=tiny_cifar, name="mnist")
+    with pytest.raises(ConfigError, match="data.family: this data module serves 'cifar' datasets"):
+        CifarDataModule(root=tiny_cifar, family="imagenet")
+    with pytest.raises(ConfigError, match="data.num_classes"):
+        CifarDataModule(root=tiny_cifar, num_classes=None)
+    with pytest.raises(ConfigError, match="data.official: cannot import 'torchvision.datasets.NoSuch'"):
+        CifarDataModule(root=tiny_cifar, official="torchvision.datasets.NoSuch").prepare_data()
+    with pytest.raises(ConfigError, match="data.official: torchvision.datasets.MNIST is not a torchvision CIFAR"):
+        CifarDataModule(root=tiny_cifar, official="torchvision.datasets.MNIST").prepare_data()
     with pytest.raises(ConfigError, match="data.val_size"):
         datamodule(tiny_cifar, val_size=400)
 
@@ -273,8 +281,11 @@ def test_cifar100_folder(tmp_path: Path) -> None:
             folder = tmp_path / split / f"class{k:03d}"
             folder.mkdir(parents=True)
             Image.fromarray(np.full((32, 32, 3), k, dtype=np.uint8)).save(folder / "0.png")
-    dm = datamodule(tmp_path, name="cifar100", val_size=10, eval_batch_size=50)
-    assert dm.num_classes == 100 and len(dm.splits["train"][1]) == 90
+    cfg = compose_config(["data=cifar100", f"data.root={tmp_path}", "data.val_size=10", "data.eval_batch_size=50"])
+    dm = hydra.utils.instantiate(cfg.data)  # conf/data/cifar100.yaml declares its 100 classes and reader
+    dm.prepare_data()
+    dm.setup("fit")
+    assert dm.num_classes == 100 and dm.title == "CIFAR-100" and len(dm.splits["train"][1]) == 90
     assert torch.equal(torch.bincount(dm.splits["test"][1]), torch.ones(100, dtype=torch.int64))
     with pytest.raises(DataError, match="expected 10"):
         load_cifar("cifar10", tmp_path)

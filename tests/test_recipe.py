@@ -15,8 +15,8 @@ from omegaconf import OmegaConf
 from resnet_repro.config import CONFIG_DIR, DIRNAME_ALSO
 from resnet_repro.data import CifarDataModule
 from resnet_repro.errors import ConfigError
-from resnet_repro.runs.recipe import NOT_RECIPE, is_recipe_key, make_recipe
-from tests.helpers import TINY, compose_config, run_cli
+from resnet_repro.runs.recipe import NOT_RECIPE, fingerprint, is_recipe_key, make_recipe
+from tests.helpers import REPO, TINY, compose_config, run_cli
 
 CONF = Path(CONFIG_DIR)
 NETS = sorted(p.stem for p in (CONF / "net").glob("*.yaml"))
@@ -119,6 +119,21 @@ def test_options_of_a_feature_that_is_off_are_not_recipe() -> None:
     assert resnet110 != recipe(["net=resnet110", "optim.warmup_window=100"])
 
 
+def test_recipes_recorded_before_keep_their_fingerprint() -> None:
+    """Keys added later (data.flip) and declarations that are not recipe (data.title, family, official) leave the
+    recipes of runs recorded before them as they were: the committed quick evidence recomposes to its recipe ids."""
+    runs = json.loads((REPO / "experiments" / "results" / "cifar10-quick" / "runs.json").read_text())
+    for run in runs:
+        recorded = run["recipe"]
+        name = f"{'resnet' if recorded['model.residual'] else 'plain'}{recorded['model.depth']}"
+        data = {key: recorded[f"data.{key}"] for key in ("source", "fingerprint")}
+        recipe = make_recipe(compose_config(["experiment=quick", f"net={name}"]), data)
+        assert recipe == recorded and fingerprint(recipe) == run["recipe_id"], run["run"]
+    no_flips = make_recipe(compose_config(["data.flip=false"]), {"source": "official"})
+    assert no_flips["data.flip"] is False and "data.flip" not in make_recipe(compose_config([]), {"source": "official"})
+    assert "data.flip" not in make_recipe(compose_config(["data.augment=false", "data.flip=false"]), {})
+
+
 @pytest.fixture(scope="module")
 def default_run(tiny_cifar: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One completed run of the default recipe (no val split) through the command line, in <root>/single/..."""
@@ -203,7 +218,8 @@ def test_a_run_without_a_recorded_recipe_is_refused(tiny_cifar: Path, tmp_path: 
 def test_net_family_mismatch_is_refused_unless_the_model_is_explicit(tiny_cifar: Path, tmp_path: Path) -> None:
     base = [*TINY, f"data.root={tiny_cifar}", f"hydra.run.dir={tmp_path}"]
     refused = run_cli([*base, "net=resnet50"])
-    assert refused.returncode == 2 and "ImageNetResNet-50 is a network for 224x224 ImageNet images" in refused.stderr
+    assert refused.returncode == 2
+    assert "ImageNetResNet-50 is a network for 224x224 ImageNet-like images" in refused.stderr
     assert not tmp_path.joinpath("recipe.json").exists()
     explicit = compose_config([*base, "model=imagenet_resnet", "net=resnet50"])
     assert explicit.model._target_.endswith("ImageNetResNet")  # accepted by validate() when named explicitly

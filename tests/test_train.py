@@ -12,6 +12,7 @@ from pathlib import Path
 import hydra
 import pytest
 import torch
+from PIL import Image
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from resnet_repro.errors import ConfigError
@@ -159,6 +160,49 @@ def test_compiled_run_matches_the_eager_one_and_measures_its_gradients(tiny_cifa
     assert list(norms[1]) == list(norms[0]) and all(v > 0 for v in norms[1].values())
     assert list(norms[1].values()) == pytest.approx(list(norms[0].values()), rel=1e-2)
     assert len(json.loads((tmp_path / "compiled" / "layer_responses.json").read_text())) == 7
+
+
+DIGITS = """\
+# Digits as image folders: 32x32, four classes, where a mirrored digit is no digit, so no flips.
+defaults:
+  - cifar10          # the 32x32 protocol of Sec. 4.2
+  - _self_
+name: digits
+title: Digits
+num_classes: 4
+official: null       # image folders only
+flip: false
+"""
+
+
+def test_a_new_dataset_is_one_config_file(tmp_path: Path) -> None:
+    """A 32x32 image-folder dataset without flips: conf/data/digits.yaml on Hydra's search path, nothing else."""
+    (tmp_path / "conf" / "data").mkdir(parents=True)
+    (tmp_path / "conf" / "data" / "digits.yaml").write_text(DIGITS)
+    root = tmp_path / "digits"
+    for split, count in (("train", 8), ("test", 2)):
+        for digit in range(4):
+            (root / split / str(digit)).mkdir(parents=True)
+            for i in range(count):
+                pixels = torch.randint(0, 256, (32, 32, 3), dtype=torch.uint8).numpy()
+                Image.fromarray(pixels).save(root / split / str(digit) / f"{i}.png")
+    overrides = [f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "data=digits", f"data.root={root}"]
+    overrides += ["model.depth=8", "data.batch_size=8", "trainer.max_steps=2", "trainer.val_check_interval=2"]
+    overrides += ["optim.milestones=[1]", "log_every=1", "progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}"]
+    result = run_cli(overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["status"] == "completed" and results["step"] == 2
+    assert results["recipe"]["data.name"] == "digits" and results["recipe"]["data.flip"] is False
+    assert results["recipe"]["model.num_classes"] == 4 and results["data"]["train_images"] == 32
+    assert results["config"]["data"]["title"] == "Digits"
+    # the training batches of this dataset are cropped, never mirrored
+    cfg = compose_config([o for o in overrides if not o.startswith("hydra.run")])
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    _, (dy, dx, flips) = datamodule.train_dataloader().epoch_plan(0)
+    assert not flips.any() and (dy != 4).any() and (dx != 4).any()
 
 
 def test_config_values_are_checked_before_training(tiny_cifar: Path, tmp_path: Path) -> None:

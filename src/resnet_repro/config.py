@@ -1,11 +1,12 @@
-"""Where the Hydra configs are, Hydra's version base, the resolvers the configs use, and the recipe keys that name
-a network (conf/net/)."""
+"""Where the Hydra configs are, Hydra's version base, the resolvers the configs use, the recipe keys that name a
+network (conf/net/) and what a dataset declares (conf/data/)."""
 
 from __future__ import annotations
 
 import hashlib
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 from omegaconf import OmegaConf
@@ -27,6 +28,18 @@ def net_keys() -> tuple[str, ...]:
         keys.update(flatten(tree))
     keys.update(option for switch in list(keys) for option in INERT_WHEN_OFF.get(switch, ()))
     return tuple(sorted(keys))
+
+
+@cache
+def declared_dataset(name: str) -> dict[str, Any]:
+    """conf/data/`name`.yaml as written (title, family, num_classes, ...); empty when there is none."""
+    path = Path(CONFIG_DIR, "data", f"{name}.yaml")
+    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+
+
+def declared_datasets() -> list[str]:
+    """The names of the datasets conf/data/ declares."""
+    return sorted(path.stem for path in Path(CONFIG_DIR, "data").glob("*.yaml"))
 
 
 def short_name(name: str, limit: int = 120) -> str:

@@ -1,8 +1,10 @@
-"""CIFAR-10/100 LightningDataModules with the paper's protocol (Sec. 4.2).
+"""The LightningDataModule of 32x32 datasets (CIFAR-10/100, or any in image folders) with the paper's protocol
+(Sec. 4.2); what a dataset is (name, title, classes, official reader, flips) is declared in conf/data/.
 
 By default the network trains on all 50k training images and is tested on the 10k test set, as the paper's
 reported networks were; `val_size=5000` holds out the fixed-seed 45k/5k train/val split on which the paper tuned
-its schedule. Per-pixel mean subtraction is computed on the training split; augmentation is pad-4/crop/flip.
+its schedule. Per-pixel mean subtraction is computed on the training split; augmentation is pad-4/crop and, where
+the dataset takes it, a horizontal flip.
 `loader="fast"` (default) keeps each split as one tensor on the device; `loader="torchvision"` is the classic
 Dataset/DataLoader path with the same semantics, kept for comparison.
 """
@@ -16,8 +18,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from resnet_repro.data.cifar_sources import NUM_CLASSES, CifarArrays, load_cifar
-from resnet_repro.data.dataloader import check_batch_sizes, dataloader, per_device_batch, resume_notice
+from resnet_repro.data.cifar_sources import CifarArrays, load_cifar
+from resnet_repro.data.dataloader import (
+    check_batch_sizes,
+    check_declaration,
+    dataloader,
+    per_device_batch,
+    resume_notice,
+)
 from resnet_repro.data.tensor_loader import TensorLoader
 from resnet_repro.data.transforms import NORMALIZATIONS, Normalize
 from resnet_repro.errors import ConfigError
@@ -26,12 +34,18 @@ LOADERS = ("fast", "torchvision")
 
 
 class CifarDataModule(pl.LightningDataModule):
-    """CIFAR-10 (or CIFAR-100 with `name="cifar100"`) as train / val / test loaders."""
+    """A 32x32 dataset (CIFAR-10 by default; conf/data/ declares the others) as train / val / test loaders."""
+
+    FAMILY = "cifar"  # the images of the CIFAR nets (Sec. 4.2); data.family must say so
 
     def __init__(
         self,
         root: str | Path = "data",
         name: str = "cifar10",
+        title: str = "CIFAR-10",
+        family: str = FAMILY,
+        num_classes: int = 10,
+        official: str | None = "torchvision.datasets.CIFAR10",
         download: bool = False,
         cache_dir: str | None = None,
         batch_size: int = 128,  # Sec. 4.2; the global batch, split evenly over DDP processes
@@ -42,17 +56,14 @@ class CifarDataModule(pl.LightningDataModule):
         test_size: int | None = None,
         normalize: str = "pixel_mean",
         augment: bool = True,
+        flip: bool = True,
         loader: str = "fast",
         num_workers: int = 2,
         seed: int = 0,
         channels_last: bool = False,
-        num_classes: int | None = None,
     ) -> None:
         super().__init__()
-        if name not in NUM_CLASSES:
-            raise ConfigError("data.name", f"must be one of {', '.join(NUM_CLASSES)}, got {name!r}")
-        if num_classes not in (None, NUM_CLASSES[name]):
-            raise ConfigError("data.num_classes", f"{name} has {NUM_CLASSES[name]} classes, got {num_classes}")
+        check_declaration(self.FAMILY, family, num_classes)
         if normalize not in NORMALIZATIONS:
             raise ConfigError("data.normalize", f"must be one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
         if loader not in LOADERS:
@@ -60,19 +71,19 @@ class CifarDataModule(pl.LightningDataModule):
         check_batch_sizes(batch_size, eval_batch_size)
         if not isinstance(val_size, int) or val_size < 0:
             raise ConfigError("data.val_size", f"must be an integer >= 0 (0 trains on the whole set), got {val_size!r}")
-        self.root, self.name, self.download, self.cache_dir = root, name, download, cache_dir
+        self.root, self.name, self.title, self.download, self.cache_dir = root, name, title, download, cache_dir
+        self.num_classes, self.official = num_classes, official
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.split_seed, self.train_size, self.test_size = val_size, split_seed, train_size, test_size
-        self.normalize_mode, self.augment, self.loader = normalize, augment, loader
+        self.normalize_mode, self.augment, self.flip, self.loader = normalize, augment, flip, loader
         self.num_workers, self.seed, self.channels_last = num_workers, seed, channels_last
-        self.num_classes = NUM_CLASSES[name]
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.arrays: CifarArrays | None = None
         self.provenance: dict[str, object] = {}  # what the data was, filled by prepare_data
 
     def prepare_data(self) -> None:
         if self.arrays is None and not self.splits:  # download, extract and cache once
-            self.arrays = load_cifar(self.name, self.root, self.download, self.cache_dir)
+            self.arrays = self._load(self.download)
             indices = split_indices(
                 len(self.arrays.train_labels),
                 len(self.arrays.test_labels),
@@ -88,6 +99,9 @@ class CifarDataModule(pl.LightningDataModule):
                 **{f"{name}_images": len(idx) for name, idx in indices.items()},
             }
 
+    def _load(self, download: bool) -> CifarArrays:
+        return load_cifar(self.name, self.root, download, self.cache_dir, self.num_classes, self.official)
+
     def identity(self) -> dict[str, object]:
         """What enters the run's recipe: the data's source kind and fingerprint (after prepare_data)."""
         return {key: self.provenance[key] for key in ("source", "fingerprint")}
@@ -95,7 +109,7 @@ class CifarDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        arrays = self.arrays or load_cifar(self.name, self.root, False, self.cache_dir)
+        arrays = self.arrays or self._load(download=False)
         self.splits = split(arrays, self.val_size, self.split_seed, self.train_size, self.test_size)
         self.arrays = None  # the splits hold what is needed
         self.normalizer = Normalize(self.splits["train"][0], self.normalize_mode)
@@ -132,13 +146,14 @@ class CifarDataModule(pl.LightningDataModule):
                 self.normalizer,
                 train,
                 augment,
+                self.flip,
                 self.seed,
                 self.channels_last,
                 step_fn=(lambda: trainer.global_step) if train and trainer is not None else None,
                 rank=trainer.global_rank if trainer is not None else 0,
                 world_size=world_size,
             )
-        dataset = TorchvisionCifar(images, labels, torchvision_transform(self.normalizer, augment))
+        dataset = TorchvisionCifar(images, labels, torchvision_transform(self.normalizer, augment, self.flip))
         loader = dataloader(dataset, batch_size, train, self.num_workers, self.seed)
         if train and self.trainer is not None:
             resume_notice(self.trainer.global_step, len(loader))
@@ -195,9 +210,9 @@ class TorchvisionCifar(Dataset):
         return self.transform(self.images[i]), int(self.labels[i])
 
 
-def torchvision_transform(normalize: Normalize, augment: bool) -> transforms.Compose:
-    """The same semantics as the fast path, one image at a time: normalize, then pad-4 crop and flip."""
+def torchvision_transform(normalize: Normalize, augment: bool, flip: bool = True) -> transforms.Compose:
+    """The same semantics as the fast path, one image at a time: normalize, then pad-4 crop (and flip)."""
     steps = [normalize]
     if augment:
-        steps += [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()]
+        steps += [transforms.RandomCrop(32, padding=4)] + ([transforms.RandomHorizontalFlip()] if flip else [])
     return transforms.Compose(steps)

@@ -1,17 +1,21 @@
-"""Where CIFAR-10/100 images come from, decoded once into uint8 tensors and cached.
+"""Where the images of a 32x32 dataset (CIFAR-10/100, or any other in image folders) come from, decoded once into
+uint8 tensors and cached.
 
 `root` may hold, detected in this order:
-1. the official python version, extracted (`cifar-10-batches-py/` or `cifar-100-python/`, torchvision's layout);
+1. the official release of a dataset torchvision reads (`official`, its class: `torchvision.datasets.CIFAR10`),
+   extracted (`cifar-10-batches-py/` or `cifar-100-python/`, torchvision's layout);
 2. its archive (`cifar-10-python.tar.gz` / `cifar-100-python.tar.gz`), checked and extracted next to it;
-3. an image-folder tree `train/<class>/*` and `test/<class>/*` (PNG or JPEG, 32x32);
+3. an image-folder tree `train/<class>/*` and `test/<class>/*` (PNG or JPEG, 32x32), for any dataset;
 4. nothing: with `download=True` the official archive is downloaded into `root`.
 The official format (download, checksums, extraction, unpickling) is torchvision's `datasets.CIFAR10/100`; this
-module adds one message per failure, the image-folder reader, and the tensor cache.
+module adds one message per failure, the image-folder reader, and the tensor cache. A dataset's name, class
+count and official reader are declared in its config (conf/data/).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,16 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.datasets import CIFAR10, CIFAR100
+from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import check_integrity
 
-from resnet_repro.errors import DataError
+from resnet_repro.errors import ConfigError, DataError
 from resnet_repro.files import WriteFailed, save_tensors
 
 log = logging.getLogger(__name__)
 
-OFFICIAL = {"cifar10": CIFAR10, "cifar100": CIFAR100}
-NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 CACHE_VERSION = 2  # 2: the arrays' fingerprint is cached with them
 
@@ -64,28 +66,48 @@ def array_fingerprint(*tensors: torch.Tensor) -> str:
     return h.hexdigest()[:16]
 
 
-def load_cifar(name: str, root: str | Path, download: bool = False, cache_dir: str | Path | None = None) -> CifarArrays:
-    """Find CIFAR-`name` under `root` (see the module docstring), decode it once, and cache the tensors."""
-    if name not in OFFICIAL:
-        raise DataError(f"unknown CIFAR dataset {name!r}; choose one of {', '.join(OFFICIAL)}")
+def official_reader(target: str | None) -> type[CIFAR10] | None:
+    """The torchvision class named by a dataset's `official` key (torchvision.datasets.CIFAR10), or None."""
+    if target is None:
+        return None
+    module, _, name = target.rpartition(".")
+    try:
+        reader = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ConfigError("data.official", f"cannot import {target!r} ({err}); null reads image folders only") from err
+    if not (isinstance(reader, type) and issubclass(reader, CIFAR10)):
+        raise ConfigError("data.official", f"{target} is not a torchvision CIFAR dataset class (CIFAR10, CIFAR100)")
+    return reader
+
+
+def load_cifar(
+    name: str,
+    root: str | Path,
+    download: bool = False,
+    cache_dir: str | Path | None = None,
+    num_classes: int = 10,
+    official: str | None = "torchvision.datasets.CIFAR10",
+) -> CifarArrays:
+    """Find dataset `name` under `root` (see the module docstring), decode it once, and cache the tensors.
+    `official`: the torchvision class that reads its official release, None for image folders only."""
     root = Path(root).expanduser()
-    official = OFFICIAL[name]
-    batches = root / official.base_folder
-    archive = root / official.filename
-    if batches.is_dir():
-        kind, files = "official-batches", _official_files(official, batches)
-    elif archive.is_file():
-        _check_archive(official, archive)
-        _torchvision_fetch(official, root)  # extracts the verified archive; no download
-        kind, files = "official-archive", _official_files(official, batches)
+    reader = official_reader(official)
+    batches = root / reader.base_folder if reader else None
+    archive = root / reader.filename if reader else None
+    if batches and batches.is_dir():
+        kind, files = "official-batches", _official_files(reader, batches)
+    elif archive and archive.is_file():
+        _check_archive(reader, archive)
+        _torchvision_fetch(reader, root)  # extracts the verified archive; no download
+        kind, files = "official-archive", _official_files(reader, batches)
     elif (root / "train").is_dir() and (root / "test").is_dir():  # the files the reader decodes, links followed
         kind = "image-folder"
-        files = [f for split in ("train", "test") for f in _images(_class_folders(root / split, NUM_CLASSES[name]))]
-    elif download:
-        _torchvision_fetch(official, root)
-        kind, files = "official-archive", _official_files(official, batches)
+        files = [f for split in ("train", "test") for f in _images(_class_folders(root / split, num_classes))]
+    elif download and reader:
+        _torchvision_fetch(reader, root)
+        kind, files = "official-archive", _official_files(reader, batches)
     else:
-        raise DataError(_missing_message(name, root, official))
+        raise DataError(_missing_message(name, root, reader))
 
     cache = Path(cache_dir).expanduser() if cache_dir else root / ".resnet_repro_cache"
     layout = "official" if kind.startswith("official") else "folder"
@@ -95,7 +117,9 @@ def load_cifar(name: str, root: str | Path, download: bool = False, cache_dir: s
             return CifarArrays(**{**torch.load(cache_file, weights_only=True), "kind": kind})
         except Exception as err:  # a damaged cache is rebuilt, never trusted
             log.warning("ignoring unreadable cache %s (%s); decoding again", cache_file, err)
-    arrays = _read_official(official, root) if layout == "official" else _read_folder(root, NUM_CLASSES[name])
+    arrays = _read_official(reader, root) if layout == "official" else _read_folder(root, num_classes)
+    if len(arrays.classes) != num_classes:  # an official release of another class count
+        raise ConfigError("data.num_classes", f"{arrays.source} holds {len(arrays.classes)} classes, not {num_classes}")
     arrays.kind = kind
     arrays.fingerprint = array_fingerprint(
         arrays.train_images, arrays.train_labels, arrays.test_images, arrays.test_labels
@@ -108,7 +132,12 @@ def load_cifar(name: str, root: str | Path, download: bool = False, cache_dir: s
     return arrays
 
 
-def _missing_message(name: str, root: Path, official: type[CIFAR10]) -> str:
+def _missing_message(name: str, root: Path, official: type[CIFAR10] | None) -> str:
+    if official is None:
+        return (
+            f"{name} not found in {root}: it needs {root}/train/<class>/ and {root}/test/<class>/ (image folders, "
+            f"PNG or JPEG, 32x32); point data.root at a copy"
+        )
     return (
         f"{name} not found in {root}. Looked for: {root / official.base_folder}/ (official python version, "
         f"extracted), {root / official.filename} (its archive), or {root}/train/<class>/ and {root}/test/<class>/ "

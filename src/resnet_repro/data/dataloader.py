@@ -1,4 +1,5 @@
-"""What both datamodules share: checks of the batch sizes and the classic torch DataLoader construction.
+"""What both datamodules share: checks of a dataset's declaration and the batch sizes, and the classic torch
+DataLoader construction.
 
 The classic loader resumes at epoch granularity: its training order is a function of (seed, epoch) (EpochShuffle),
 so a run resumed at an epoch boundary sees each later epoch's images in the order an uninterrupted run would (its
@@ -81,3 +82,11 @@ def resume_notice(step: int, batches_per_epoch: int) -> None:
             done,
             epoch,
         )
+
+
+def check_declaration(expected_family: str, family: str, num_classes: int) -> None:
+    """A dataset's declaration (conf/data/): the family its data module serves, and a positive class count."""
+    if family != expected_family:
+        raise ConfigError("data.family", f"this data module serves {expected_family!r} datasets, got {family!r}")
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+        raise ConfigError("data.num_classes", f"must be the number of classes (>= 2), got {num_classes!r}")

@@ -17,7 +17,13 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 from torchvision.transforms import v2
 
-from resnet_repro.data.dataloader import check_batch_sizes, dataloader, per_device_batch, resume_notice
+from resnet_repro.data.dataloader import (
+    check_batch_sizes,
+    check_declaration,
+    dataloader,
+    per_device_batch,
+    resume_notice,
+)
 from resnet_repro.errors import ConfigError, DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # per channel, [0, 1] scale; stands for the (nearly flat) per-pixel mean
@@ -61,12 +67,12 @@ def normalization(mode: str) -> v2.Normalize:
     raise ConfigError("data.normalize", f"must be pixel_mean or channel_mean_std, got {mode!r}")
 
 
-def train_transform(normalize: str, lighting_std: float) -> v2.Compose:
+def train_transform(normalize: str, lighting_std: float, flip: bool = True) -> v2.Compose:
     steps = [
         v2.PILToTensor(),
         v2.RandomResize(256, 481),  # shorter side uniform in [256, 480] (Sec. 3.4)
         v2.RandomCrop(224),
-        v2.RandomHorizontalFlip(),
+        *([v2.RandomHorizontalFlip()] if flip else []),
         v2.ToDtype(torch.float32, scale=True),
     ]
     if lighting_std > 0:
@@ -84,22 +90,28 @@ def eval_transform(normalize: str, ten_crop: bool) -> v2.Compose:
 class ImageNetDataModule(pl.LightningDataModule):
     """ImageNet train/val ImageFolders; val = center crop, test = 10-crop on the same val images."""
 
+    FAMILY = "imagenet"  # the images of the ImageNet nets (Sec. 3.4); data.family must say so
+
     def __init__(
         self,
         root: str | Path = "data/imagenet",
         name: str = "imagenet",
+        title: str = "ImageNet",
+        family: str = FAMILY,
         batch_size: int = 256,  # Sec. 3.4; the global batch, split evenly over DDP processes
         eval_batch_size: int = 100,
         num_workers: int = 8,
         normalize: str = "pixel_mean",
         lighting_std: float = 0.1,
+        flip: bool = True,
         num_classes: int = 1000,
         seed: int = 0,
     ) -> None:
         super().__init__()
+        check_declaration(self.FAMILY, family, num_classes)
         check_batch_sizes(batch_size, eval_batch_size)
         normalization(normalize)
-        self.name = name
+        self.name, self.title, self.flip = name, title, flip
         self.root, self.batch_size, self.eval_batch_size = Path(root).expanduser(), batch_size, eval_batch_size
         self.num_workers, self.normalize, self.lighting_std = num_workers, normalize, lighting_std
         self.num_classes, self.seed = num_classes, seed
@@ -149,7 +161,8 @@ class ImageNetDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         self.prepare_data()
-        self.train_set = with_transform(self.folders["train"], train_transform(self.normalize, self.lighting_std))
+        augment = train_transform(self.normalize, self.lighting_std, self.flip)
+        self.train_set = with_transform(self.folders["train"], augment)
         self.val_set = with_transform(self.folders["val"], eval_transform(self.normalize, ten_crop=False))
         self.test_set = with_transform(self.folders["val"], eval_transform(self.normalize, ten_crop=True))
 

@@ -33,6 +33,7 @@ class TensorLoader:
         normalize: Normalize,
         shuffle: bool,
         augment: bool,
+        flip: bool = True,
         seed: int = 0,
         channels_last: bool = False,
         step_fn: Callable[[], int] | None = None,
@@ -41,6 +42,7 @@ class TensorLoader:
     ) -> None:
         self.images, self.labels = images, labels
         self.batch_size, self.normalize, self.shuffle, self.augment = batch_size, normalize, shuffle, augment
+        self.flip = flip
         self.seed, self.channels_last = seed, channels_last
         self.step_fn = step_fn or (lambda: 0)
         self.rank, self.world_size = rank, world_size
@@ -68,7 +70,7 @@ class TensorLoader:
         n, device = len(self.labels), self.images.device
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
-        params = sample_crop_flip(n, 4, generator) if self.augment else None
+        params = sample_crop_flip(n, 4, generator, self.flip) if self.augment else None
         return order.to(device), None if params is None else tuple(p.to(device) for p in params)
 
     def order_key(self) -> dict[str, int]:

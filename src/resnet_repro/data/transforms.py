@@ -2,7 +2,7 @@
 
 Normalization: per-pixel mean subtraction (the paper) or per-channel mean/std (an option), on images scaled to
 [0, 1]. Augmentation, after normalization as in fb.resnet.torch: 4 pixels of zero padding per side, a random 32x32
-crop, and a horizontal flip with probability 0.5.
+crop, and a horizontal flip with probability 0.5 (for datasets that take flips: data.flip).
 """
 
 from __future__ import annotations
@@ -36,12 +36,13 @@ class Normalize:
 
 
 def sample_crop_flip(
-    n: int, padding: int, generator: torch.Generator
+    n: int, padding: int, generator: torch.Generator, flip: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Crop offsets uniform over 0..2*padding in each axis, and flip flags with probability 0.5."""
+    """Crop offsets uniform over 0..2*padding in each axis, and flip flags with probability 0.5 (all False when
+    not `flip`: the same draws are made, so the crops are those of the flipping run)."""
     dy, dx = torch.randint(0, 2 * padding + 1, (2, n), generator=generator)
-    flip = torch.rand(n, generator=generator) < 0.5
-    return dy, dx, flip
+    flips = torch.rand(n, generator=generator) < 0.5
+    return dy, dx, flips & flip
 
 
 def crop_flip(

@@ -10,13 +10,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from resnet_repro.config import net_keys
+from resnet_repro.config import declared_dataset, net_keys
 from resnet_repro.files import read_json
 from resnet_repro.runs.layout import GRADIENT_NORMS, LAYER_RESPONSES, RECIPE, RESULTS
 from resnet_repro.runs.lock import holder, holder_text
 from resnet_repro.runs.recipe import fingerprint, flatten, is_recipe_key
-
-DATASET_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet": "ImageNet"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +54,12 @@ class Run:
     @property
     def error(self) -> str | None:
         return self.results.get("error")
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """The run's resolved config as results.json recorded it, flat (data.title, compile, ...); empty if none."""
+        config = self.results.get("config")
+        return flatten(config) if isinstance(config, dict) else {}
 
     @property
     def segments(self) -> list[dict[str, Any]]:
@@ -108,18 +112,36 @@ class Group:
     runs: list[Run] = field(default_factory=list)
 
     @property
+    def net_family(self) -> str:
+        """The family of the network's class: "imagenet" (ImageNetResNet) or "cifar"."""
+        return "imagenet" if str(self.recipe.get("model._target_", "")).endswith("ImageNetResNet") else "cifar"
+
+    @property
     def dataset(self) -> str:
-        return str(self.recipe.get("data.name", "imagenet" if self.family == "imagenet" else "cifar10"))
+        return str(self.recipe.get("data.name", "imagenet" if self.net_family == "imagenet" else "cifar10"))
+
+    def declared(self, key: str) -> Any:
+        """What the dataset's config declares for `key` (title, family), as its runs recorded it; for runs recorded
+        before the key existed, the declaration in conf/data/ of the same name; None when neither has it."""
+        recorded = [run.config[f"data.{key}"] for run in self.runs if run.config.get(f"data.{key}") is not None]
+        return recorded[0] if recorded else declared_dataset(self.dataset).get(key)
+
+    @property
+    def title(self) -> str:
+        """The dataset's title (data.title: "CIFAR-10"), its name when nothing declares one."""
+        return str(self.declared("title") or self.dataset)
 
     @property
     def family(self) -> str:
-        return "imagenet" if str(self.recipe.get("model._target_", "")).endswith("ImageNetResNet") else "cifar"
+        """The family of images the dataset declares (data.family): "cifar" (32x32, Sec. 4.2) or "imagenet"."""
+        return str(self.declared("family") or self.net_family)
 
     @property
     def net(self) -> Net:
         recipe = self.recipe
         shortcut = str(recipe.get("model.shortcut", "A")).upper()
-        return Net(self.family, int(recipe.get("model.depth", 0)), bool(recipe.get("model.residual", True)), shortcut)
+        depth, residual = int(recipe.get("model.depth", 0)), bool(recipe.get("model.residual", True))
+        return Net(self.net_family, depth, residual, shortcut)
 
     @property
     def depth(self) -> int:

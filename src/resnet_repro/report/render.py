@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,6 @@ from resnet_repro.files import atomic_write, interrupted_writes, write_json
 from resnet_repro.report import claims, stats
 from resnet_repro.report.board import fig6_tag, write_board
 from resnet_repro.report.collect import (
-    DATASET_TITLES,
     Group,
     Run,
     by_dataset,
@@ -68,10 +68,10 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
     counted = f" ({twice} more not counted: a recipe and seed counted already)" if twice else ""
     lines += [f"{done} of {len(runs)} runs completed{counted}, in {len(groups)} recipes. Errors are percent.", ""]
     lines += scorecard_table(results, every_setting)
-    curves = {  # Fig. 6's curves, for the CIFAR runs (ImageNet has no Fig. 6)
+    curves = {  # Fig. 6's curves, for the runs on 32x32 datasets (ImageNet has no Fig. 6)
         run.path: read_scalars(run.path, ["train/err", "test/err"])
         for g in groups
-        if g.dataset != "imagenet"
+        if g.family == "cifar"
         for run in g.runs
     }
     figures: list[Path] = []
@@ -88,7 +88,8 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
     lines += [f"- `{r.path}`: {r.status}" + (f" ({r.error})" if r.error else "") for r in problems] or ["none"]
     if notes:
         lines += ["", "## Notes", "", *(f"- {note}" for note in notes)]
-    board = write_board(out, figures, fig6_curves(groups, curves), [d for d in datasets if d != "imagenet"])
+    fig6_datasets = [name for name, dataset_groups in datasets.items() if dataset_groups[0].family == "cifar"]
+    board = write_board(out, figures, fig6_curves(groups, curves), fig6_datasets)
     lines += [
         "",
         f"TensorBoard: `tensorboard --logdir {out.parent}` shows every run, with this report's figures and "
@@ -175,12 +176,12 @@ def scorecard_table(results: list[claims.ClaimResult], settings: list[tuple[str,
     no setting could test, with the command that runs them."""
     lines = ["## Scorecard: the paper's claims", "", *[f"- {rule}" for rule in RULES], ""]
     shown = 0
-    for dataset, groups in settings:
+    for _, groups in settings:
         judged = [r for r in results if r.setting_id == claims.setting_id(groups)]
         if not judged:
             continue
         shown += 1
-        title = f"Setting {shown} (`{claims.setting_id(groups)}`): {DATASET_TITLES.get(dataset, dataset)}"
+        title = f"Setting {shown} (`{claims.setting_id(groups)}`): {groups[0].title}"
         lines += [f"### {title}, {describe_setting(groups)}", ""]
         lines += [f"Noise floors for one run per side: {'; '.join(floor_lines(groups))}.", ""]
         lines += ["| # | claim | source | verdict | statistics |", "|---:|---|---|---|---|"]
@@ -227,6 +228,36 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
+def best_of_n(group: Group) -> str:
+    test = group.values("test_err")
+    return f"{min(test):.2f}" if test else "–"
+
+
+def params(group: Group) -> str:
+    count = group.runs[0].results.get("params")
+    return f"{count:,}" if isinstance(count, int) else "–"
+
+
+# the dataset table's columns between "net | recipe" and the paper's, per family of images: (title, cell of a group).
+# A new column (another metric) is one entry here; the paper's two columns follow them.
+TABLE_COLUMNS: dict[str, tuple[tuple[str, Callable[[Group], str]], ...]] = {
+    "cifar": (
+        ("params", params),
+        ("n", lambda g: str(len(g.runs))),
+        ("test err", lambda g: mean_std(g.values("test_err"))),
+        ("best of n", best_of_n),
+        ("train err", lambda g: mean_std(g.values("train_err"))),
+    ),
+    "imagenet": (
+        ("n", lambda g: str(len(g.runs))),
+        ("top-1 (10-crop)", lambda g: mean_std(g.values("test_err"))),
+        ("top-5 (10-crop)", lambda g: mean_std(g.values("test_err5"))),
+        ("top-1 (center crop)", lambda g: mean_std(g.values("val_err"))),
+    ),
+}
+PAPER_COLUMNS = {"cifar": ("paper", "ours − paper"), "imagenet": ("paper top-1 / top-5", "ours − paper")}
+
+
 def dataset_section(
     name: str,
     groups: list[Group],
@@ -235,41 +266,19 @@ def dataset_section(
     curves: dict[Path, dict[str, list[tuple[int, float]]]],
     figures: list[Path],
 ) -> list[str]:
-    """The dataset's table and, per setting, Fig. 6 and Fig. 7 (whose paths are added to `figures`)."""
-    title = DATASET_TITLES.get(name, name)
-    imagenet = name == "imagenet"
-    lines = [f"## {title}: error by network", ""]
-    if imagenet:
-        lines += [
-            "| net | recipe | n | top-1 (10-crop) | top-5 (10-crop) | top-1 (center crop) | paper top-1 / top-5 "
-            "| ours − paper |",
-            "|---|---|---:|---:|---:|---:|---|---|",
-        ]
-    else:
-        lines += [
-            "| net | recipe | params | n | test err | best of n | train err | paper | ours − paper |",
-            "|---|---|---:|---:|---:|---:|---:|---|---|",
-        ]
+    """The dataset's table (TABLE_COLUMNS of its family) and, for 32x32 datasets, Fig. 6 and Fig. 7 of each
+    setting (whose paths are added to `figures`)."""
+    family = groups[0].family
+    columns = TABLE_COLUMNS.get(family, TABLE_COLUMNS["cifar"])
+    titles = ["net", "recipe", *(title for title, _ in columns), *PAPER_COLUMNS.get(family, PAPER_COLUMNS["cifar"])]
+    lines = [f"## {groups[0].title}: error by network", ""]
+    lines += ["| " + " | ".join(titles) + " |", "|---|---|" + "---:|" * len(columns) + "---|---|"]
     for group in groups:
-        test = group.values("test_err")
-        paper, diff = paper_cells(group, test, imagenet)
-        if imagenet:
-            errors = [mean_std(group.values(m)) for m in ("test_err", "test_err5", "val_err")]
-            cells = [str(len(group.runs)), *errors, paper, diff]
-        else:
-            params = group.runs[0].results.get("params")
-            cells = [
-                f"{params:,}" if params else "–",
-                str(len(group.runs)),
-                mean_std(test),
-                f"{min(test):.2f}" if test else "–",
-                mean_std(group.values("train_err")),
-                paper,
-                diff,
-            ]
+        cells = [cell(group) for _, cell in columns]
+        cells += paper_cells(group, group.values("test_err"), family == "imagenet")
         lines.append(f"| {group.label} | `{group.recipe_id[:8]}` | " + " | ".join(cells) + " |")
     lines.append("")
-    if not imagenet:
+    if family == "cifar":  # Fig. 6 and Fig. 7 are CIFAR figures
         for i, setting in enumerate(settings):
             suffix = "" if len(settings) == 1 else f"-{i + 1}"
             fig6, fig7 = out / f"fig6-{name}{suffix}.png", out / f"fig7-{name}{suffix}.png"
@@ -372,7 +381,7 @@ def fig6_curves(
     """Every CIFAR run's training and test error curves under the sweep board's Fig. 6 tags."""
     tagged = {}
     for group in groups:
-        if group.dataset == "imagenet":
+        if group.family != "cifar":
             continue
         label = f"{group.label}-{group.recipe_id[:8]}"
         for run in group.runs:

@@ -3,7 +3,8 @@
 The recipe is the resolved config, flattened to dotted keys, without the keys in NOT_RECIPE (paths, device count,
 launcher, workers, logging and display, evaluation cadence, memory and speed options that leave the numbers as
 they are) and without the options of a feature that is off (INERT_WHEN_OFF: the warm-up's threshold and window
-when there is no warm-up), plus what the data actually was (its source kind and a fingerprint of the decoded
+when there is no warm-up; flips without augmentation) and the keys added later at the value that does what was
+done before them (ADDED_LATER), plus what the data actually was (its source kind and a fingerprint of the decoded
 arrays). The seed is the only thing that varies inside a group of runs of one recipe. A run directory records its
 recipe in recipe.json before training starts; a later command that would put another recipe (or seed) there is
 refused with the keys that differ, and nothing in the directory is touched.
@@ -34,10 +35,13 @@ NOT_RECIPE = (  # dotted keys (and everything under them) that do not change wha
     "log_every",
     "progress_bar",
     "top5",  # an extra metric
-    "compile",  # the same computation, compiled
+    "compile",  # the same computation compiled: equal up to float rounding (experiments/results/compile-ab)
     "channels_last",  # a memory layout
     "callbacks",
     "logger",
+    "data.title",  # how reports name the dataset
+    "data.family",  # the kind of images (32x32 or ImageNet's): set by data._target_, checked against the net
+    "data.official",  # the reader of its official release; what the data was enters as data.source and fingerprint
     "data.root",  # where the data is; what it is enters as data.source and data.fingerprint
     "data.download",
     "data.cache_dir",
@@ -62,8 +66,15 @@ NOT_RECIPE = (  # dotted keys (and everything under them) that do not change wha
 )
 
 
-# options of a feature that is off change nothing: {key: the keys it makes inert when its value is None}
-INERT_WHEN_OFF = {"optim.warmup_lr": ("optim.warmup_until_err", "optim.warmup_window")}
+# options of a feature that is off change nothing: {key: the keys it makes inert when its value is None or false}
+INERT_WHEN_OFF = {
+    "optim.warmup_lr": ("optim.warmup_until_err", "optim.warmup_window"),
+    "data.augment": ("data.flip",),
+}
+
+# recipe keys added after recipes were first recorded, with the value that does what was done before them: a recipe
+# holds such a key only when its value differs, so every recipe recorded before keeps its fingerprint
+ADDED_LATER = {"data.flip": True}
 
 
 class RecipeMismatchError(UserError):
@@ -89,7 +100,9 @@ def make_recipe(cfg: DictConfig, data_identity: dict[str, Any]) -> dict[str, Any
     """The run's recipe: flat, sorted, JSON values; `data_identity` adds what the data was (data.source, ...)."""
     flat = flatten(OmegaConf.to_container(cfg, resolve=True))
     flat.update({f"data.{key}": value for key, value in data_identity.items()})
-    inert = {k for switch, keys in INERT_WHEN_OFF.items() if switch in flat and flat[switch] is None for k in keys}
+    off = [switch for switch in INERT_WHEN_OFF if switch in flat and (flat[switch] is None or flat[switch] is False)]
+    inert = {key for switch in off for key in INERT_WHEN_OFF[switch]}
+    inert |= {key for key, before in ADDED_LATER.items() if key in flat and flat[key] == before}
     recipe = {key: flat[key] for key in sorted(flat) if is_recipe_key(key) and key not in inert}
     return json.loads(json.dumps(recipe))  # tuples -> lists, as read back from recipe.json
 

@@ -6,13 +6,13 @@ from omegaconf import DictConfig
 
 from resnet_repro.errors import ConfigError
 
-# network family -> (its model class, the datamodule class of its images); `_target_` names end with these
-FAMILIES = {"cifar": ("CifarResNet", "CifarDataModule"), "imagenet": ("ImageNetResNet", "ImageNetDataModule")}
-TITLES = {"cifar": "32x32 CIFAR", "imagenet": "224x224 ImageNet"}
+# the model class of each family of images a dataset declares (data.family); `_target_` names end with these
+NETS = {"cifar": "CifarResNet", "imagenet": "ImageNetResNet"}
+TITLES = {"cifar": "32x32 CIFAR-like", "imagenet": "224x224 ImageNet-like"}
 
 
-def family(target: str, index: int) -> str | None:
-    return next((name for name, classes in FAMILIES.items() if target.endswith(f".{classes[index]}")), None)
+def net_family(target: str) -> str | None:
+    return next((family for family, net in NETS.items() if target.endswith(f".{net}")), None)
 
 
 def validate(cfg: DictConfig, explicit_model: bool = False) -> None:
@@ -33,8 +33,8 @@ def validate(cfg: DictConfig, explicit_model: bool = False) -> None:
         )
     if not isinstance(cfg.log_every, int) or cfg.log_every < 1:
         raise ConfigError("log_every", f"must be a positive number of iterations, got {cfg.log_every!r}")
-    net, images = family(cfg.model._target_, 0), family(cfg.data._target_, 1)
-    if net and images and net != images and not explicit_model:
+    net, images = net_family(cfg.model._target_), cfg.data.get("family")
+    if net and images in TITLES and net != images and not explicit_model:
         raise ConfigError(
             "model",
             f"{cfg.model._target_.rsplit('.', 1)[-1]}-{cfg.model.depth} is a network for {TITLES[net]} images but "

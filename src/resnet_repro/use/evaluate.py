@@ -22,8 +22,8 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 from torchvision import datasets
 
+from resnet_repro.config import declared_dataset, declared_datasets
 from resnet_repro.data import CifarDataModule
-from resnet_repro.data.cifar_sources import NUM_CLASSES
 from resnet_repro.data.dataloader import dataloader
 from resnet_repro.data.imagenet import eval_transform
 from resnet_repro.data.tensor_loader import TensorLoader
@@ -48,6 +48,18 @@ def check_classes(record: dict[str, Any], data: str, classes: int) -> None:
         )
 
 
+def declaration(record: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """What `dataset` declares (conf/data/<dataset>.yaml: family, num_classes, official reader); for a dataset
+    declared elsewhere, a 32x32 image-folder dataset of the class count the weights' recipe recorded."""
+    declared = declared_dataset(dataset)
+    recipe = record.get("recipe", {})
+    return {
+        "family": declared.get("family", "cifar"),
+        "num_classes": declared.get("num_classes", recipe.get("data.num_classes")),
+        "official": declared.get("official"),
+    }
+
+
 def cifar_loader(
     record: dict[str, Any], dataset: str, root: Path, split: str, batch_size: int
 ) -> tuple[TensorLoader, int]:
@@ -64,7 +76,8 @@ def cifar_loader(
             "--split val: these weights were trained on all 50,000 training images, so there is no held-out val "
             "split to evaluate on; use --split test"
         )
-    data = CifarDataModule(root=root, name=dataset, eval_batch_size=batch_size, **settings)
+    declared = {k: v for k, v in declaration(record, dataset).items() if k != "family"}
+    data = CifarDataModule(root=root, name=dataset, eval_batch_size=batch_size, **declared, **settings)
     data.prepare_data()
     data.setup("test")
     loader = data.val_dataloader()[0] if split == "val" else data.test_dataloader()
@@ -121,14 +134,15 @@ def evaluate(
     kind = family(record)
     split = split or ("test" if kind == "cifar" else "val")
     dataset = dataset or record.get("recipe", {}).get("data.name") or ("cifar10" if kind == "cifar" else "imagenet")
-    if (dataset == "imagenet") != (kind == "imagenet"):
+    declared = declaration(record, dataset)
+    if declared["family"] != kind:
         raise WeightsError(f"{network_name(record)} is a {kind.upper()} network; it cannot be evaluated on {dataset}")
     views = views or VIEWS[kind][-1]
     if views not in VIEWS[kind]:
         raise UserError(f"--views {views}: {kind.upper()} nets are tested with {' or '.join(VIEWS[kind])}")
     root = Path(data_root).expanduser() if data_root is not None else recorded_root(weights)
     if kind == "cifar":
-        check_classes(record, f"{dataset} {split}", NUM_CLASSES[dataset])
+        check_classes(record, f"{dataset} {split}", declared["num_classes"])
         loader, images = cifar_loader(record, dataset, root, split, batch_size)
     else:
         loader, images = imagenet_loader(record, root, split, views, batch_size)
@@ -187,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--data", type=Path, default=None, help="the dataset's root (as data.root in training; default: the run's)"
     )
-    parser.add_argument("--dataset", choices=(*NUM_CLASSES, "imagenet"), default=None, help="default: the run's")
+    parser.add_argument("--dataset", choices=declared_datasets(), default=None, help="default: the run's")
     parser.add_argument("--split", choices=("test", "val"), default=None, help="default: test (CIFAR), val (ImageNet)")
     parser.add_argument("--views", choices=("single", "center-crop", "10-crop"), default=None)
     parser.add_argument("--which", choices=("best", "last"), default="best", help="run directories: which checkpoint")
