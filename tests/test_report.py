@@ -11,10 +11,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from resnet_repro.errors import UserError
-from resnet_repro.report import write_report
+from resnet_repro.report import render, write_report
 from resnet_repro.report.claims import CLAIMS, evaluate
 from resnet_repro.report.collect import by_dataset, by_setting, find_runs, group_runs
-from resnet_repro.report.render import describe_setting, setting_floors
+from resnet_repro.report.render import describe_setting, mean_std, setting_floors
 from resnet_repro.report.stats import (
     FAILS,
     HOLDS,
@@ -525,6 +525,17 @@ def test_report_covers_the_settings_it_finds(tmp_path: Path) -> None:
     assert "1 of 2 runs completed, in 1 recipes" in report
     assert "failed (RuntimeError: boom)" in report
     assert evaluate({}, {}, describe_setting)[0].verdict == NOT_RUN
+
+
+def test_a_new_metric_in_the_table_is_one_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dataset table's columns are render.TABLE_COLUMNS: a metric added there shows in every row, by name."""
+    for seed, (test, val) in enumerate(((8.5, 9.0), (8.9, 9.4))):
+        add_run(tmp_path, ["net=resnet20"], seed, test, val_err=val)
+    columns = render.TABLE_COLUMNS["cifar"]
+    monkeypatch.setitem(render.TABLE_COLUMNS, "cifar", (*columns, ("val err", lambda g: mean_std(g.values("val_err")))))
+    report = write_report([tmp_path], tmp_path / "report").read_text()
+    (cells,) = [r for r in row(report, "ResNet-20") if "val err" in r]
+    assert cells["val err"] == "9.20 ± 0.28" and cells["test err"] == "8.70 ± 0.28" and cells["n"] == "2"
 
 
 def test_the_effect_of_a_key_outside_the_recipe_and_a_seed_counted_once(tmp_path: Path) -> None:

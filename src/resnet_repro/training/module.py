@@ -9,7 +9,7 @@ from torch.nn import functional as F
 from torchmetrics import MeanMetric
 
 from resnet_repro.errors import ConfigError
-from resnet_repro.training.schedule import WARMUP_CHECK_EVERY, PaperSchedule
+from resnet_repro.training.schedule import PaperSchedule, check_warmup
 
 BAR_ERR, BAR_SPEED = "err", "img/s"  # the progress bar's training error and speed (ProgressLog reads them)
 
@@ -121,9 +121,8 @@ class ResNetModule(pl.LightningModule):
             self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay, nesterov=hp.nesterov
         )
         warmup_factor = hp.warmup_lr / hp.lr if hp.warmup_lr is not None else None
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, PaperSchedule(list(hp.milestones), hp.gamma, warmup_factor)
-        )
+        paper = PaperSchedule(list(hp.milestones), hp.gamma, warmup_factor, hp.warmup_until_err, hp.warmup_window)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, paper)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def schedule(self) -> PaperSchedule:
@@ -150,17 +149,10 @@ class ResNetModule(pl.LightningModule):
     def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
         step = self.global_step  # iterations done
         schedule = self.schedule()
-        if schedule.warming_up and step % WARMUP_CHECK_EVERY == 0 and step >= len(self.warmup_errors):
-            # Sec. 4.2: back to the base lr once the training error (of the last warmup_window iterations, over
-            # all processes) is below 80%
-            err = self.trainer.strategy.reduce(self.warmup_errors.mean(), reduce_op="mean")
-            if err < self.hparams.warmup_until_err:
-                schedule.end_warmup(step)
-                scheduler = self.lr_schedulers()  # it has already stepped for this iteration: apply the new lr now
-                for group, base_lr in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, strict=True):
-                    group["lr"] = base_lr * schedule(step)
-                if self.logger is not None:
-                    self.logger.log_metrics({"warmup/end_step": step, "warmup/window_err": float(err)}, step=step)
+        if schedule.due(step):  # the warm-up's window, over all processes (schedule.py)
+            err = float(self.trainer.strategy.reduce(self.warmup_errors.mean(), reduce_op="mean"))
+            if schedule.check(step, err, self.lr_schedulers()) and self.logger is not None:
+                self.logger.log_metrics({"warmup/end_step": step, "warmup/window_err": err}, step=step)
         if is_log_step(step, self.hparams.log_every, self.trainer.max_steps):
             self._log_train(step)
 
@@ -225,9 +217,4 @@ def check_optim(
         raise ConfigError("optim.milestones", f"must be increasing positive iteration counts, got {list(milestones)}")
     if not 0 < gamma <= 1:
         raise ConfigError("optim.gamma", f"must be in (0, 1], got {gamma}")
-    if warmup_lr is not None and not warmup_lr > 0:
-        raise ConfigError("optim.warmup_lr", f"must be > 0 or null, got {warmup_lr}")
-    if not 0 < warmup_until_err <= 100:
-        raise ConfigError("optim.warmup_until_err", f"must be a percent error in (0, 100], got {warmup_until_err}")
-    if not isinstance(warmup_window, int) or warmup_window < 1:
-        raise ConfigError("optim.warmup_window", f"must be a positive number of iterations, got {warmup_window!r}")
+    check_warmup(warmup_lr, warmup_until_err, warmup_window)
