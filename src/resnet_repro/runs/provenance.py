@@ -8,10 +8,10 @@ import platform
 import socket
 import subprocess
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 
 # what a segment records of the code and machine that trained it; a run whose segments differ in any was resumed
@@ -63,7 +63,7 @@ def segment(from_step: int) -> dict[str, Any]:
         "cpu": info["cpu"],
         "gpu": info.get("gpu"),
         "torch": info["torch"],
-        "lightning": pl.__version__,
+        "lightning": version("pytorch-lightning"),  # its metadata: reading a run does not import Lightning
         "python": platform.python_version(),
         "pid": os.getpid(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
