@@ -16,9 +16,11 @@ each CIFAR ResNet depth, images per second of training steps at batch 128, all i
       the three, so the limit is their harmonic mean), and a 4096x4096 matmul. Utilization = images/s x training
       FLOPs per image (torch.utils.flop_counter) / the conv limit.
 Each variant runs in its own process (peak RSS is that process's, and apart that of its largest child). Throughput is
-the median over windows of `--window` steps with the first window (warm-up) left out. On a GPU
-(`--accelerator gpu`) the same table is measured there, with torch.compile on and off for (a) and (c), and CUDA
-graphs (torch.compile's "reduce-overhead" mode) for (c); bf16 on a GPU is always native.
+the median over windows of `--window` steps with the first window (warm-up, and compilation) left out. `--compile`
+adds (a) and (c) with torch.compile (its default mode), and (a)'s compile time (results.json `compile_s`; cold
+when TORCHINDUCTOR_CACHE_DIR is a new folder); in (a) the iterations that log, one per `--window`, run eager, as
+in training. On a GPU (`--accelerator gpu`) the same table is measured there, always with the compiled columns
+and CUDA graphs (torch.compile's "reduce-overhead" mode) for (c); bf16 on a GPU is always native.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def cifar_splits(data: str) -> tuple[torch.Tensor, torch.Tensor]:
     return dm.splits["train"]
 
 
-def worker_reference(args: argparse.Namespace, depth: int, precision: str, compile_mode: str) -> float:
+def worker_reference(args: argparse.Namespace, depth: int, precision: str, compile_mode: str) -> dict[str, float]:
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_data import reference_loader
 
@@ -128,10 +130,10 @@ def worker_reference(args: argparse.Namespace, depth: int, precision: str, compi
     layout = torch.channels_last if bf16 else torch.contiguous_format
     batches = ((x.to(device, non_blocking=True, memory_format=layout), y.to(device)) for x, y in endless(loader))
     step = sgd_step(model, sync=True, bf16=bf16, device=device, compile_mode=compile_mode)
-    return timed_windows(batches, step, args.steps, args.window, device)
+    return {"images_per_s": timed_windows(batches, step, args.steps, args.window, device)}
 
 
-def worker_fast_loop(args: argparse.Namespace, depth: int, precision: str, compile_mode: str) -> float:
+def worker_fast_loop(args: argparse.Namespace, depth: int, precision: str, compile_mode: str) -> dict[str, float]:
     from resnet_repro.data.tensor_loader import TensorLoader
     from resnet_repro.data.transforms import Normalize
     from resnet_repro.models import CifarResNet
@@ -142,10 +144,10 @@ def worker_fast_loop(args: argparse.Namespace, depth: int, precision: str, compi
     loader = TensorLoader(images.to(device), labels.to(device), BATCH, normalize, True, True, channels_last=True)
     model = CifarResNet(depth).train().to(device, memory_format=torch.channels_last)
     step = sgd_step(model, sync=False, bf16=precision == "bf16-mixed", device=device, compile_mode=compile_mode)
-    return timed_windows(endless(loader), step, args.steps, args.window, device)
+    return {"images_per_s": timed_windows(endless(loader), step, args.steps, args.window, device)}
 
 
-def worker_ours(args: argparse.Namespace, depth: int, precision: str, compile_mode: str) -> float:
+def worker_ours(args: argparse.Namespace, depth: int, precision: str, compile_mode: str) -> dict[str, float | None]:
     from resnet_repro import train
     from resnet_repro.report.tb_events import read_scalars
 
@@ -169,7 +171,8 @@ def worker_ours(args: argparse.Namespace, depth: int, precision: str, compile_mo
         ]
         train.main()
         rates = read_scalars(Path(out), ["train/images_per_s"])["train/images_per_s"]
-        return statistics.median(v for _, v in rates[1:])
+        compile_s = json.loads((Path(out) / "results.json").read_text()).get("compile_s")
+        return {"images_per_s": statistics.median(v for _, v in rates[1:]), "compile_s": compile_s}
 
 
 def precisions(accelerator: str) -> list[str]:
@@ -263,6 +266,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--window", type=int, default=10, help="steps per timing window")
     parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--workers", type=int, default=2, help="data loader workers of the reference loop")
+    parser.add_argument("--compile", action="store_true", help="also (a) and (c) with torch.compile (always on a GPU)")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--depth", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
@@ -274,7 +278,8 @@ def like_with_like(args: argparse.Namespace) -> dict[str, dict[int, float]]:
     """Print the table of each precision (limits, ours, reference, bare loop); return ours' images/s by precision
     and depth (compile off)."""
     device = device_of(args.accelerator)
-    compiled = args.accelerator == "gpu"  # on a GPU, also with torch.compile (and CUDA graphs for the bare loop)
+    gpu = args.accelerator == "gpu"
+    compiled = gpu or args.compile  # also with torch.compile (on a GPU, CUDA graphs for the bare loop too)
     flops = {depth: train_flops_per_image(depth) for depth in args.depths}
     ours: dict[str, dict[int, float]] = {}
     for precision in precisions(args.accelerator):
@@ -284,12 +289,13 @@ def like_with_like(args: argparse.Namespace) -> dict[str, dict[int, float]]:
             f"\n{precision}: limits measured now: conv3x3 fwd+bwd {conv / 1e9:.1f} GFLOP/s, "
             f"matmul {matmul / 1e9:.1f} GFLOP/s"
         )
-        extra = " (a) compiled | (c) compiled | (c) CUDA graphs, forward + backward |" if compiled else ""
+        extra = " (a) compiled | compile s | (c) compiled |" if compiled else ""
+        extra += " (c) CUDA graphs, forward + backward |" if gpu else ""
         print(
             "| net | (a) ours | (b) reference | a/b | (c) bare loop, our data | a/c | ours GFLOP/s | of conv limit "
             f"| peak RSS MB a / b / c (+ largest child) |{extra}"
         )
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---|" + ("---:|" * 3 if compiled else ""))
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---|" + "---:|" * (3 * compiled + gpu))
         ours[precision] = {}
         for depth in args.depths:
             results = {name: run_worker(name, depth, precision, args) for name in ("ours", "reference", "fast_loop")}
@@ -304,13 +310,12 @@ def like_with_like(args: argparse.Namespace) -> dict[str, dict[int, float]]:
                 f"| ResNet-{depth} | {a:.1f} | {b:.1f} | {a / b:.2f} | {c:.1f} | {a / c:.2f} | "
                 f"{achieved / 1e9:.1f} | {achieved / conv:.1%} | {rss} |"
             )
-            if compiled:
-                rates = [
-                    run_worker("ours", depth, precision, args, "default")["images_per_s"],
-                    run_worker("fast_loop", depth, precision, args, "default")["images_per_s"],
-                    run_worker("fast_loop", depth, precision, args, "reduce-overhead")["images_per_s"],
-                ]
-                row += "".join(f" {r:.1f} |" for r in rates)
+            if compiled:  # ours: the iterations that log (one per --window) run eager, as in training (module.py)
+                ours_compiled = run_worker("ours", depth, precision, args, "default")
+                row += f" {ours_compiled['images_per_s']:.1f} | {ours_compiled['compile_s']:.1f} |"
+                row += f" {run_worker('fast_loop', depth, precision, args, 'default')['images_per_s']:.1f} |"
+            if gpu:
+                row += f" {run_worker('fast_loop', depth, precision, args, 'reduce-overhead')['images_per_s']:.1f} |"
             print(row, flush=True)
     return ours
 
@@ -318,8 +323,8 @@ def like_with_like(args: argparse.Namespace) -> dict[str, dict[int, float]]:
 def main() -> None:
     args = parser().parse_args()
     if args.worker:  # one variant in this process; print its result as JSON
-        rate = WORKERS[args.worker](args, args.depth, args.precision, args.compile_mode)
-        print("RESULT " + json.dumps({"images_per_s": rate, **peak_rss_mb()}))
+        result = WORKERS[args.worker](args, args.depth, args.precision, args.compile_mode)
+        print("RESULT " + json.dumps({**result, **peak_rss_mb()}))
         return
     if args.accelerator == "gpu" and not torch.cuda.is_available():
         sys.exit("--accelerator gpu: no CUDA GPU on this machine")
