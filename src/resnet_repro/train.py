@@ -22,21 +22,21 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException, InstantiationException
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pytorch_lightning.callbacks import ProgressBar
 
 from resnet_repro.config import CONFIG_DIR, VERSION_BASE
-from resnet_repro.errors import ConfigError, UserError
-from resnet_repro.files import interrupted_writes, read_json, write_json
+from resnet_repro.errors import UserError
+from resnet_repro.files import interrupted_writes, read_json
 from resnet_repro.runs.layout import CHECKPOINTS, GRADIENT_NORMS, LAYER_RESPONSES, RECIPE, RESULTS, refuse_links
-from resnet_repro.runs.lock import LockLost, RunHeldError, check_held, hold
+from resnet_repro.runs.lock import LockLost, RunHeldError, hold
 from resnet_repro.runs.recipe import claim_run_dir, fingerprint, make_recipe, resume_checkpoint
 from resnet_repro.training import record
-from resnet_repro.training.analysis import GradientNorms, log_responses, record_responses
-from resnet_repro.training.callbacks import AtomicCheckpointIO, RunCheckpoint, RunSummary, Segments, StillHeld, find
+from resnet_repro.training.analysis import record_responses, save_analyses
+from resnet_repro.training.build import instantiate, make_callbacks
+from resnet_repro.training.callbacks import AtomicCheckpointIO
 from resnet_repro.training.checks import check_train_size, validate
 from resnet_repro.training.hparams import run_hparams, run_metrics
 from resnet_repro.training.module import DivergedError, ResNetModule
@@ -54,54 +54,6 @@ def command_overrides() -> list[str]:
         return list(HydraConfig.get().overrides.task)
     except ValueError:  # composed by a test or a notebook
         return []
-
-
-# what Python says when a call does not fit a signature: an option the constructor does not take, or lacks
-SIGNATURE_ERRORS = ("unexpected keyword argument", "required positional argument", "required keyword-only argument")
-
-
-def instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
-    """hydra.utils.instantiate, with a constructor's refusal of a value (ValueError, UserError), a target that
-    does not exist and options that do not fit its signature reported as a ConfigError naming the group; any other
-    error inside a constructor is a bug, and keeps its traceback."""
-    try:
-        return hydra.utils.instantiate(node, **kwargs)
-    except InstantiationException as err:
-        cause, target = err.__cause__, node.get("_target_")
-        if isinstance(cause, UserError):
-            raise cause from None
-        if isinstance(cause, ValueError):
-            raise ConfigError(key, str(cause)) from err
-        if str(err).startswith("Error locating target"):
-            raise ConfigError(key, f"cannot import {target}: {' '.join(str(cause or err).split())}") from err
-        if isinstance(cause, TypeError) and any(text in str(cause) for text in SIGNATURE_ERRORS):
-            raise ConfigError(key, f"{target}: {cause}") from err
-        raise
-
-
-def make_callbacks(cfg: DictConfig) -> list[pl.Callback]:
-    """The run's own callbacks (what results.json and gradient_norms.json record, and the lock check), then each of
-    conf/callbacks/ in order (progress bars only when progress_bar is true). Exactly one of them must be the run's
-    RunCheckpoint: its last.ckpt is what a rerun resumes from."""
-    own = [RunSummary(cfg.log_every), Segments(), GradientNorms(cfg.log_every), StillHeld(cfg.log_every)]
-    chosen = []
-    for name, node in cfg.callbacks.items():
-        if node is None:
-            continue
-        callback = instantiate(node, f"callbacks.{name}")
-        if not isinstance(callback, pl.Callback):
-            raise ConfigError(f"callbacks.{name}", f"{type(callback).__name__} is not a Lightning Callback")
-        if isinstance(callback, ProgressBar) and any(isinstance(c, ProgressBar) for c in chosen):
-            raise ConfigError(f"callbacks.{name}", "a second progress bar: Lightning shows one")
-        if cfg.progress_bar or not isinstance(callback, ProgressBar):
-            chosen.append(callback)
-    if sum(isinstance(c, RunCheckpoint) for c in chosen) != 1:
-        raise ConfigError(
-            "callbacks.checkpoint",
-            "a run needs exactly one resnet_repro.training.callbacks.RunCheckpoint (its last.ckpt is what a rerun "
-            "resumes from): set its options, do not remove or repeat it",
-        )
-    return [*own, *chosen]
 
 
 def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
@@ -176,11 +128,7 @@ def fit_and_test(
     with record_responses(module.model) as responses:  # Fig. 7, gathered during the final test pass
         test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     metrics = record.final_metrics(trainer, module, val, test)
-    if trainer.is_global_zero:
-        check_held(out_dir)
-        write_json(out_dir / LAYER_RESPONSES, responses)
-        write_json(out_dir / GRADIENT_NORMS, find(trainer, GradientNorms).norms())
-    log_responses(trainer.logger.experiment, responses)
+    save_analyses(trainer, out_dir, responses)
     recipe, seed = results["recipe"], results["seed"]
     trainer.logger.log_hyperparams(run_hparams(recipe, results["recipe_id"], seed), run_metrics(metrics))
     trainer.logger.finalize("success")

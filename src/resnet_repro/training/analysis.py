@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from resnet_repro.files import write_json
+from resnet_repro.runs.layout import GRADIENT_NORMS, LAYER_RESPONSES
+from resnet_repro.runs.lock import check_held
 from resnet_repro.training.module import is_log_step
 
 
@@ -47,6 +51,17 @@ def record_responses(model: nn.Module) -> Iterator[dict[str, float]]:
         if n > 0:
             mean = total / n
             result[name] = float((total_sq / n - mean.square()).clamp_min(0).sqrt())
+
+
+def save_analyses(trainer: pl.Trainer, run_dir: Path, responses: dict[str, float]) -> None:
+    """A completed run's analyses: layer_responses.json (Fig. 7) and gradient_norms.json (Sec. 4.1), written by
+    the global rank 0 while it holds the run, and Fig. 7 in TensorBoard."""
+    if trainer.is_global_zero:
+        check_held(run_dir)
+        write_json(run_dir / LAYER_RESPONSES, responses)
+        gradients = next(c for c in trainer.callbacks if isinstance(c, GradientNorms))
+        write_json(run_dir / GRADIENT_NORMS, gradients.norms())
+    log_responses(trainer.logger.experiment, responses)
 
 
 def log_responses(experiment: Any, responses: dict[str, float]) -> None:
