@@ -1,13 +1,16 @@
 """Where a training step's time goes: torch.profiler over real training steps of `python -m resnet_repro.train`.
 
-    python benchmarks/profile_step.py --data /path/to/cifar10 [--depths 20 110] [--precision 32-true]
+    python benchmarks/profile_step.py --data /path/to/cifar10 [--depths 20 110] [--precision 32-true] [--compile]
 
 For each depth, the project's own training path (Lightning, the fast data path, the project's defaults) runs
 `--warmup` steps, then `--steps` steps under torch.profiler; the profiled wall time is split by the operators'
 self CPU time into: conv forward, conv backward, BN (forward and backward), the optimizer (SGD.step, all of its
 operators), other operators (ReLU, additions, option A's padding, the loss, the augmentation on the compute
 thread, copies), and the rest: time in no operator (Python, Lightning's hooks and loops, the autograd engine).
-Printed as a markdown table, one row per depth, in percent of the step and ms per step.
+Printed as a markdown table, one row per depth, in percent of the step and ms per step. `--compile`: the same
+with compile=true (the run is one step longer, so that its last step, which logs and so runs eager, is not
+profiled); the kernels inductor writes (fused BN, ReLU, additions) are the self time of its compiled graphs, in
+their own column; the convolutions it leaves to oneDNN stay in theirs.
 """
 
 from __future__ import annotations
@@ -61,8 +64,11 @@ class Profiled(pl.Callback):
 
 def split(prof: profile, wall_s: float, steps: int) -> dict[str, float]:
     """ms per step of each category (see the module docstring)."""
-    out = {name: 0.0 for name in (*CATEGORIES, "optimizer", "other operators")}
+    out = {name: 0.0 for name in (*CATEGORIES, "optimizer", "other operators", "fused kernels (compile)")}
     for event in prof.events():
+        if "CompiledFxGraph" in event.name or event.name.startswith("CompiledFunction"):
+            out["fused kernels (compile)"] += event.self_cpu_time_total  # inductor's own kernels run in these
+            continue
         if not event.name.startswith("aten::"):
             continue
         name = event.name.lower()
@@ -80,14 +86,14 @@ def split(prof: profile, wall_s: float, steps: int) -> dict[str, float]:
     return per_step
 
 
-def profile_depth(data: str, depth: int, precision: str, warmup: int, steps: int) -> dict[str, float]:
+def profile_depth(data: str, depth: int, precision: str, warmup: int, steps: int, compile: bool) -> dict[str, float]:
     from hydra import compose, initialize_config_dir
 
     from resnet_repro.config import CONFIG_DIR, VERSION_BASE
     from resnet_repro.train import train
 
     with tempfile.TemporaryDirectory() as out, initialize_config_dir(config_dir=CONFIG_DIR, version_base=VERSION_BASE):
-        total = warmup + steps
+        total = warmup + steps + 1  # the last step logs (eager under compile=true): not profiled
         split_file = Path(out) / "split.json"
         cfg = compose(
             config_name="train",
@@ -102,6 +108,8 @@ def profile_depth(data: str, depth: int, precision: str, warmup: int, steps: int
                 "data.test_size=1000",
                 "progress_bar=false",
                 "trainer.enable_model_summary=false",
+                f"compile={compile}",
+                f"log_every={total}",  # no logging step inside the profiled ones
                 "+callbacks.profile._target_=__main__.Profiled",  # the real entry point, with one more callback
                 f"+callbacks.profile.warmup={warmup}",
                 f"+callbacks.profile.steps={steps}",
@@ -119,9 +127,14 @@ def main() -> None:
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--compile", action="store_true", help="profile with compile=true")
     args = parser.parse_args()
-    print(f"machine: {machine()}, {torch.get_num_threads()} torch threads, precision {args.precision}", flush=True)
-    rows = {depth: profile_depth(args.data, depth, args.precision, args.warmup, args.steps) for depth in args.depths}
+    where = f"{torch.get_num_threads()} torch threads, precision {args.precision}, compile={args.compile}"
+    print(f"machine: {machine()}, {where}", flush=True)
+    rows = {
+        depth: profile_depth(args.data, depth, args.precision, args.warmup, args.steps, args.compile)
+        for depth in args.depths
+    }
     names = list(next(iter(rows.values())))
     print("| net | ms per step | " + " | ".join(names) + " |")
     print("|---|---:|" + "---:|" * len(names))
