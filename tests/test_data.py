@@ -14,6 +14,7 @@ import pytest
 import torch
 from torchvision import datasets
 
+from resnet_repro import config
 from resnet_repro.data import CifarDataModule, ImageNetDataModule
 from resnet_repro.data.cifar import torchvision_transform
 from resnet_repro.data.cifar_sources import load_cifar
@@ -213,8 +214,29 @@ def test_bad_datamodule_settings_name_their_key(tiny_cifar: Path) -> None:
         CifarDataModule(root=tiny_cifar, official="torchvision.datasets.NoSuch").prepare_data()
     with pytest.raises(ConfigError, match="data.official: torchvision.datasets.MNIST is not a torchvision CIFAR"):
         CifarDataModule(root=tiny_cifar, official="torchvision.datasets.MNIST").prepare_data()
+    with pytest.raises(ConfigError, match="data.flip: must be true or false, got 'false'"):
+        CifarDataModule(root=tiny_cifar, flip="false")
+    with pytest.raises(ConfigError, match="data.download: digits has no official release to download"):
+        CifarDataModule(root=tiny_cifar, name="digits", official=None, download=True)
+    with pytest.raises(ConfigError, match="data.flip"):
+        ImageNetDataModule(root=tiny_cifar, flip="no")
     with pytest.raises(ConfigError, match="data.val_size"):
         datamodule(tiny_cifar, val_size=400)
+
+
+def test_a_declaration_extends_the_one_it_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What conf/data/<name>.yaml declares, over the declaration its defaults name (as Hydra composes it)."""
+    (tmp_path / "data").mkdir()
+    shutil.copy(Path(config.CONFIG_DIR) / "data" / "cifar10.yaml", tmp_path / "data" / "cifar10.yaml")
+    (tmp_path / "data" / "digits.yaml").write_text("defaults:\n  - cifar10\n  - _self_\nname: digits\nflip: false\n")
+    monkeypatch.setattr(config, "CONFIG_DIR", str(tmp_path))
+    config.declared_dataset.cache_clear()
+    try:
+        declared = config.declared_dataset("digits")
+        assert declared["name"] == "digits" and declared["flip"] is False and declared["family"] == "cifar"
+        assert declared["official"] == "torchvision.datasets.CIFAR10" and config.declared_dataset("none") == {}
+    finally:
+        config.declared_dataset.cache_clear()
 
 
 def test_imagenet_datamodule_crops_and_ten_crop(tiny_imagenet: Path) -> None:
@@ -271,6 +293,9 @@ def test_official_python_batches_are_parsed(tmp_path: Path, monkeypatch: pytest.
     first = rows["data_batch_1"][0]
     assert torch.equal(arrays.train_images[0, 0].flatten(), torch.from_numpy(first[:1024]))  # red plane first
     assert torch.equal(arrays.train_images[0, 2].flatten(), torch.from_numpy(first[2048:]))
+    for _ in range(2):  # decoded, then from its cache: a declared class count that is not the release's is refused
+        with pytest.raises(ConfigError, match="data.num_classes: .* holds 10 classes, not 100"):
+            load_cifar("cifar10", tmp_path, num_classes=100)
 
 
 def test_cifar100_folder(tmp_path: Path) -> None:

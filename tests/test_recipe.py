@@ -230,6 +230,13 @@ def test_net_family_mismatch_is_refused_unless_the_model_is_explicit(tiny_cifar:
         validate(compose_config(["data=imagenet"]))  # a CIFAR net on ImageNet
 
 
+def test_a_declared_family_its_data_module_does_not_serve_is_refused_by_its_key() -> None:
+    from resnet_repro.training.checks import validate
+
+    with pytest.raises(ConfigError, match="data.family: resnet_repro.data.CifarDataModule serves 'cifar' datasets"):
+        validate(compose_config(["data.family=imagenet"]))
+
+
 def test_global_batch_is_split_over_processes(tiny_cifar: Path) -> None:
     """A DDP Trainer of 2 CPU processes (built, not launched): each process draws 64 of the global 128."""
     dm = CifarDataModule(root=tiny_cifar, batch_size=128)

@@ -549,14 +549,26 @@ def test_the_effect_of_a_key_outside_the_recipe_and_a_seed_counted_once(tmp_path
     assert cells["compile: a → b"] == "False → True" and cells["n"] == "3 vs 3"
     # paired differences 0.4, 0.3, 0.5 -> mean 0.40, t(0.975, 2) * 0.1 / sqrt(3) = 0.248
     assert cells["test err b − a (pp)"] == "+0.40 pp [95% CI +0.15, +0.65], n = 3 vs 3 (paired t over seeds)"
+    # the rows keep the recipe id of their recipe.json, with the value that splits them
+    recipe_id = json.loads(next((tmp_path / "eager").rglob("recipe.json")).read_text())["recipe_id"]
+    rows = [r for r in row(report.split("## Effect of")[0], "ResNet-20") if "recipe" in r]
+    assert sorted(r["recipe"] for r in rows) == [f"`{recipe_id[:8]}` compile={c}" for c in (False, True)]
     report = write_report([tmp_path], tmp_path / "plain-report").read_text()
     (table_row,) = [r for r in row(report, "ResNet-20") if "n" in r]
     assert table_row["n"] == "3"  # not 6: each seed once
     assert report.count("not counted (the recipe and seed of") == 3
-    assert "3 of 6 runs completed (3 more not counted: a recipe and seed counted already)" in report
+    assert "6 of 6 runs completed, 3 of them not counted (a recipe and seed counted already)" in report
     with pytest.raises(UserError, match="--compare compiled: no run recorded"):
         write_report([tmp_path], tmp_path / "bad", compare=("compiled",))
     assert not (tmp_path / "bad").exists()
+    # a recipe key left out of recipes at its earlier default (data.flip) compares at that default
+    flips = tmp_path / "flips"
+    for seed in (0, 1):
+        add_run(flips, ["net=resnet20"], seed, 30.0 + seed, data=FOLDER)
+        add_run(flips, ["net=resnet20", "data.flip=false"], seed, 31.0 + seed * 1.5, data=FOLDER)
+    report = write_report([flips], flips / "report", compare=("data.flip",)).read_text()
+    (cells,) = row(report.split("## Effect of `data.flip`")[1], "ResNet-20")
+    assert cells["data.flip: a → b"] == "False → True" and cells["n"] == "2 vs 2"
 
 
 def test_the_effect_of_one_recipe_key(tmp_path: Path) -> None:

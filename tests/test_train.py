@@ -16,8 +16,10 @@ from PIL import Image
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from resnet_repro.errors import ConfigError
+from resnet_repro.models import CifarResNet
 from resnet_repro.report.tb_events import read_scalars
 from resnet_repro.train import train
+from resnet_repro.training.module import ResNetModule
 from tests.helpers import REPO, TINY, compose_config, run_cli
 
 
@@ -154,6 +156,9 @@ def test_compiled_run_matches_the_eager_one_and_measures_its_gradients(tiny_cifa
     compiled = train(compose_config([*overrides, "compile=true"]), tmp_path / "compiled")
     assert compiled["status"] == "completed" and compiled["recipe_id"] == eager["recipe_id"]
     assert compiled["compile_s"] > 0 and eager["compile_s"] is None  # what compiling cost, in results.json
+    # a sweep's next run in the same process compiles its own network (dynamo's caches start over for each run)
+    again = train(compose_config([*overrides, "compile=true", "seed=1"]), tmp_path / "again")
+    assert again["status"] == "completed" and again["compile_s"] > 0
     for key in ("train_loss", "test_loss", "val_loss"):
         assert compiled["metrics"][key] == pytest.approx(eager["metrics"][key], rel=1e-2), key  # 8 steps move them 13%
     norms = [json.loads((tmp_path / run / "gradient_norms.json").read_text()) for run in ("eager", "compiled")]
@@ -276,6 +281,21 @@ def test_checkpoints_of_earlier_commits_resume_with_their_checkpoint_state() -> 
     ours.on_load_checkpoint(None, None, checkpoint)  # Lightning calls it before load_state_dict
     ours.load_state_dict(checkpoint["callbacks"][ours.state_key])
     assert float(ours.best_model_score) == 7.5 and ours.best_model_path == best
+
+
+def test_checkpoints_hold_the_network_once_and_earlier_aliases_load() -> None:
+    """The compiled callable is not a submodule, so compile on or off writes the same keys; checkpoints of earlier
+    versions held the network a second time (forward_fn.*, train_forward.*) and still load strictly."""
+    eager, compiled = (ResNetModule(CifarResNet(8), compile=c) for c in (False, True))
+    assert eager.state_dict().keys() == compiled.state_dict().keys()
+    assert all(k.startswith("model.") or k == "warmup_errors" for k in eager.state_dict())
+    earlier = dict(eager.state_dict())
+    for alias in ("forward_fn.", "train_forward._orig_mod."):
+        earlier.update({alias + k[len("model.") :]: v for k, v in eager.state_dict().items() if k.startswith("model.")})
+    checkpoint = {"state_dict": earlier}
+    compiled.on_load_checkpoint(checkpoint)  # Lightning calls it before loading the state dict, strictly
+    compiled.load_state_dict(checkpoint["state_dict"], strict=True)
+    assert torch.equal(compiled.model.conv1.weight, eager.model.conv1.weight)
 
 
 def test_truncated_leftovers_are_not_trusted(tiny_cifar: Path, tmp_path: Path) -> None:

@@ -32,9 +32,17 @@ def net_keys() -> tuple[str, ...]:
 
 @cache
 def declared_dataset(name: str) -> dict[str, Any]:
-    """conf/data/`name`.yaml as written (title, family, num_classes, ...); empty when there is none."""
+    """conf/data/`name`.yaml (title, family, num_classes, ...) over the datasets its `defaults` name; empty when
+    there is none. Values as written: interpolations are not resolved."""
     path = Path(CONFIG_DIR, "data", f"{name}.yaml")
-    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    declared = yaml.safe_load(path.read_text()) or {}
+    below = [entry for entry in declared.pop("defaults", []) if isinstance(entry, str) and entry != "_self_"]
+    merged: dict[str, Any] = {}
+    for entry in below:  # a declaration that extends another (`- cifar10`): that one's keys, then its own
+        merged.update(declared_dataset(entry))
+    return {**merged, **declared}
 
 
 def declared_datasets() -> list[str]:

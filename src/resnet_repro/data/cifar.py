@@ -63,7 +63,9 @@ class CifarDataModule(pl.LightningDataModule):
         channels_last: bool = False,
     ) -> None:
         super().__init__()
-        check_declaration(self.FAMILY, family, num_classes)
+        check_declaration(self.FAMILY, family, num_classes, augment=augment, flip=flip, download=download)
+        if download and official is None:
+            raise ConfigError("data.download", f"{name} has no official release to download (data.official is null)")
         if normalize not in NORMALIZATIONS:
             raise ConfigError("data.normalize", f"must be one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
         if loader not in LOADERS:

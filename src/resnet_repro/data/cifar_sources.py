@@ -112,21 +112,34 @@ def load_cifar(
     cache = Path(cache_dir).expanduser() if cache_dir else root / ".resnet_repro_cache"
     layout = "official" if kind.startswith("official") else "folder"
     cache_file = cache / f"{name}-{layout}-{_fingerprint(files)}.pt"
-    if cache_file.is_file():
-        try:
-            return CifarArrays(**{**torch.load(cache_file, weights_only=True), "kind": kind})
-        except Exception as err:  # a damaged cache is rebuilt, never trusted
-            log.warning("ignoring unreadable cache %s (%s); decoding again", cache_file, err)
-    arrays = _read_official(reader, root) if layout == "official" else _read_folder(root, num_classes)
-    if len(arrays.classes) != num_classes:  # an official release of another class count
+    arrays = _cached(cache_file, kind) or _decode_and_cache(reader, root, layout, kind, num_classes, cache_file)
+    if len(arrays.classes) != num_classes:  # an official release (or its cache) of another class count
         raise ConfigError("data.num_classes", f"{arrays.source} holds {len(arrays.classes)} classes, not {num_classes}")
+    return arrays
+
+
+def _cached(cache_file: Path, kind: str) -> CifarArrays | None:
+    """The decoded arrays cached in `cache_file`, None when there are none (a damaged cache is never trusted)."""
+    if not cache_file.is_file():
+        return None
+    try:
+        return CifarArrays(**{**torch.load(cache_file, weights_only=True), "kind": kind})
+    except Exception as err:
+        log.warning("ignoring unreadable cache %s (%s); decoding again", cache_file, err)
+        return None
+
+
+def _decode_and_cache(
+    reader: type[CIFAR10] | None, root: Path, layout: str, kind: str, num_classes: int, cache_file: Path
+) -> CifarArrays:
+    arrays = _read_official(reader, root) if layout == "official" else _read_folder(root, num_classes)
     arrays.kind = kind
     arrays.fingerprint = array_fingerprint(
         arrays.train_images, arrays.train_labels, arrays.test_images, arrays.test_labels
     )
     try:
         save_tensors(cache_file, vars(arrays))
-        log.info("cached decoded %s in %s", name, cache_file)
+        log.info("cached decoded images in %s", cache_file)
     except (OSError, WriteFailed) as err:  # training goes on from the decoded arrays
         log.warning("not cached: %s; set data.cache_dir to a writable folder to start faster next time", err)
     return arrays

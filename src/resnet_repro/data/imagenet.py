@@ -108,7 +108,7 @@ class ImageNetDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        check_declaration(self.FAMILY, family, num_classes)
+        check_declaration(self.FAMILY, family, num_classes, flip=flip)
         check_batch_sizes(batch_size, eval_batch_size)
         normalization(normalize)
         self.name, self.title, self.flip = name, title, flip

@@ -349,7 +349,7 @@ def setting_id(groups: list[Group]) -> str:
 
 def duplicated_nets(groups: list[Group]) -> list[str]:
     """Networks that appear as two different groups among `groups` (their warm-ups differ, say)."""
-    counts = Counter(g.net for g in {g.recipe_id: g for g in groups}.values())
+    counts = Counter(g.net for g in {g.key: g for g in groups}.values())
     return [net.label for net, n in counts.items() if n > 1]
 
 

@@ -14,7 +14,7 @@ from resnet_repro.config import declared_dataset, net_keys
 from resnet_repro.files import read_json
 from resnet_repro.runs.layout import GRADIENT_NORMS, LAYER_RESPONSES, RECIPE, RESULTS
 from resnet_repro.runs.lock import holder, holder_text
-from resnet_repro.runs.recipe import fingerprint, flatten, is_recipe_key
+from resnet_repro.runs.recipe import ADDED_LATER, fingerprint, flatten, is_recipe_key
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,14 @@ class Run:
     seed: int | None
     recipe: dict[str, Any]
     results: dict[str, Any]
+    told_apart: dict[str, Any] = field(default_factory=dict)  # keys outside the recipe that split groups (--compare)
+
+    def setting_value(self, key: str) -> Any:
+        """The run's value of config key `key`: a told-apart key's as its config recorded it; a recipe key's from
+        its recipe (a key added later, absent there, at the value that does what was done before it)."""
+        if key in self.told_apart:
+            return self.told_apart[key]
+        return self.recipe.get(key, ADDED_LATER.get(key))
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -110,6 +118,15 @@ class Group:
     recipe_id: str
     recipe: dict[str, Any]
     runs: list[Run] = field(default_factory=list)
+    told_apart: dict[str, Any] = field(default_factory=dict)  # its runs' values of keys outside the recipe
+
+    @property
+    def key(self) -> str:
+        """What tells it from every other group: its recipe and its told-apart values."""
+        return fingerprint({"recipe": self.recipe, "told_apart": self.told_apart})
+
+    def setting_value(self, key: str) -> Any:
+        return self.runs[0].setting_value(key) if self.runs else None
 
     @property
     def net_family(self) -> str:
@@ -161,8 +178,9 @@ class Group:
 
     @property
     def setting(self) -> dict[str, Any]:
-        """The recipe without the keys that name the network: groups that share it differ only in the net."""
-        return {k: v for k, v in self.recipe.items() if k not in net_keys()}
+        """The recipe without the keys that name the network, and the told-apart values: groups that share it
+        differ only in the net."""
+        return {**{k: v for k, v in self.recipe.items() if k not in net_keys()}, **self.told_apart}
 
     def values(self, metric: str) -> list[float]:
         """`metric` of every run of the group that has it (Run.value)."""
@@ -198,8 +216,8 @@ def find_runs(sweeps: list[Path], told_apart: tuple[str, ...] = ()) -> list[Run]
     """Every run directory (one with recipe.json or results.json) under the sweeps, with what it recorded.
 
     `told_apart`: keys that are not recipe keys (compile, data.loader: how a run computed its numbers) whose value,
-    as the run's config recorded it, joins its recipe here, so that runs which differ there fall in groups of their
-    own (report --compare); a run that did not record the key gets None.
+    as the run's config recorded it, is kept beside its recipe (Run.told_apart), so that runs which differ there
+    fall in groups of their own (report --compare); a run that did not record the key gets None.
     """
     runs = []
     for sweep in sweeps:
@@ -218,24 +236,25 @@ def find_runs(sweeps: list[Path], told_apart: tuple[str, ...] = ()) -> list[Run]
             config = as_dict(results.get("config"))
             if not isinstance(recipe, dict):  # recorded by a version without run identities: its config's keys
                 recipe = {k: v for k, v in flatten(config).items() if is_recipe_key(k)}
-            if told_apart:
-                recorded = flatten(config)
-                recipe = {**recipe, **{key: recorded.get(key) for key in told_apart}}
+            recorded = flatten(config)
             seed = results.get("seed", identity.get("seed", config.get("seed")))
-            runs.append(Run(run_dir, results["status"], seed, recipe, results))
+            runs.append(
+                Run(run_dir, results["status"], seed, recipe, results, {k: recorded.get(k) for k in told_apart})
+            )
     return runs
 
 
 def group_runs(runs: list[Run]) -> list[Group]:
     """The completed runs grouped by recipe (seed apart), ordered by dataset, setting, plain before ResNet, depth.
 
-    A seed counts once in its group: a second completed run of one recipe and seed (the same run copied, or run
-    again under another folder) is marked "not counted", naming the run that is."""
+    Runs of one recipe whose told-apart values differ (find_runs) form groups of their own. A seed counts once in
+    its group: a second completed run of one recipe and seed (the same run copied, or run again under another
+    folder) is marked "not counted", naming the run that is."""
     groups: dict[str, Group] = {}
     for run in runs:
         if run.status == "completed":
-            recipe_id = fingerprint(run.recipe)
-            group = groups.setdefault(recipe_id, Group(recipe_id, run.recipe))
+            candidate = Group(fingerprint(run.recipe), run.recipe, told_apart=run.told_apart)
+            group = groups.setdefault(candidate.key, candidate)
             twin = next((other for other in group.runs if other.seed == run.seed), None)
             if twin is not None:
                 run.status = "not counted"

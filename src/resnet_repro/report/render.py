@@ -50,7 +50,7 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
     if not runs:
         raise UserError(f"no runs (folders with recipe.json or results.json) under {', '.join(map(str, sweeps))}")
     for key in compare:
-        if all(run.recipe.get(key) is None for run in runs):
+        if all(run.setting_value(key) is None for run in runs):
             example = "a dotted config key: trainer.precision, compile"
             raise UserError(f"--compare {key}: no run recorded a value for it ({example})")
     notes = interrupted_writes(out, REPORT_FILES, remove=True) if out.is_dir() else []
@@ -64,9 +64,11 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
     write_scorecard(out / "scorecard.json", sweeps, results, every_setting)
 
     lines = [f"# Reproduction report: {', '.join(str(s) for s in sweeps)}", ""]
-    done, twice = (sum(r.status == status for r in runs) for status in ("completed", "not counted"))
-    counted = f" ({twice} more not counted: a recipe and seed counted already)" if twice else ""
-    lines += [f"{done} of {len(runs)} runs completed{counted}, in {len(groups)} recipes. Errors are percent.", ""]
+    done = [r for r in runs if r.status in ("completed", "not counted")]
+    twice = sum(r.status == "not counted" for r in done)
+    counted = f", {twice} of them not counted (a recipe and seed counted already)" if twice else ""
+    recipes = len({g.recipe_id for g in groups})
+    lines += [f"{len(done)} of {len(runs)} runs completed{counted}, in {recipes} recipes. Errors are percent.", ""]
     lines += scorecard_table(results, every_setting)
     curves = {  # Fig. 6's curves, for the runs on 32x32 datasets (ImageNet has no Fig. 6)
         run.path: read_scalars(run.path, ["train/err", "test/err"])
@@ -228,6 +230,11 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
+def recipe_cell(group: Group) -> str:
+    """The recipe's id (as in its runs' recipe.json), and the told-apart values (--compare) that split it."""
+    return f"`{group.recipe_id[:8]}`" + "".join(f" {key}={value}" for key, value in group.told_apart.items())
+
+
 def best_of_n(group: Group) -> str:
     test = group.values("test_err")
     return f"{min(test):.2f}" if test else "–"
@@ -276,7 +283,7 @@ def dataset_section(
     for group in groups:
         cells = [cell(group) for _, cell in columns]
         cells += paper_cells(group, group.values("test_err"), family == "imagenet")
-        lines.append(f"| {group.label} | `{group.recipe_id[:8]}` | " + " | ".join(cells) + " |")
+        lines.append(f"| {group.label} | {recipe_cell(group)} | " + " | ".join(cells) + " |")
     lines.append("")
     if family == "cifar":  # Fig. 6 and Fig. 7 are CIFAR figures
         for i, setting in enumerate(settings):
@@ -318,12 +325,13 @@ def key_effect(groups: list[Group], key: str) -> list[str]:
     ]
     alike: dict[str, list[Group]] = defaultdict(list)
     for group in groups:
-        alike[fingerprint({k: v for k, v in group.recipe.items() if k != key})].append(group)
+        rest = {k: v for k, v in {**group.recipe, **group.told_apart}.items() if k != key}
+        alike[fingerprint(rest)].append(group)
     for family in alike.values():
-        base, *others = sorted(family, key=lambda g: str(g.recipe.get(key)))
+        base, *others = sorted(family, key=lambda g: str(g.setting_value(key)))
         for other in others:
             cells = [effect(base, other, m) for m in ("test_err", "train_err")]
-            pair = f"{base.recipe.get(key)} → {other.recipe.get(key)}"
+            pair = f"{base.setting_value(key)} → {other.setting_value(key)}"
             lines.append(f"| {base.label} | {pair} | {len(base.runs)} vs {len(other.runs)} | {cells[0]} | {cells[1]} |")
     return [*lines, ""]
 
@@ -383,7 +391,7 @@ def fig6_curves(
     for group in groups:
         if group.family != "cifar":
             continue
-        label = f"{group.label}-{group.recipe_id[:8]}"
+        label = f"{group.label}-{group.recipe_id[:8]}" + "".join(f"-{k}={v}" for k, v in group.told_apart.items())
         for run in group.runs:
             for tag, split in (("train/err", "train"), ("test/err", "test")):
                 if curves[run.path].get(tag):
@@ -467,7 +475,7 @@ def describe_segments(segments: list[dict[str, Any]]) -> str:
 
 def provenance(runs: list[Run]) -> list[str]:
     """Where the numbers come from: commits, machines, precision, data, iterations and wall time of the runs."""
-    done = [r.results for r in runs if r.status == "completed"]
+    done = [r.results for r in runs if r.status in ("completed", "not counted")]
 
     def values(get: Any) -> str:
         return ", ".join(sorted({str(get(r)) for r in done})) or "–"

@@ -121,7 +121,10 @@ class RunSummary(pl.Callback):
         self.best_val_step: int | None = None
         self._window_start: float | None = None
         self._window_images = 0
-        self._compile_before = compile_time_s()  # a sweep's runs share one process
+        self._compile_before = 0.0  # torch.compile's time in this process before this run trains (on_train_start)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._compile_before = compile_time_s()  # a sweep's runs share one process; the module reset dynamo
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, idx: int) -> None:
         if self._window_start is None:

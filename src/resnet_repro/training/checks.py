@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from omegaconf import DictConfig
 
 from resnet_repro.errors import ConfigError
@@ -34,6 +36,13 @@ def validate(cfg: DictConfig, explicit_model: bool = False) -> None:
     if not isinstance(cfg.log_every, int) or cfg.log_every < 1:
         raise ConfigError("log_every", f"must be a positive number of iterations, got {cfg.log_every!r}")
     net, images = net_family(cfg.model._target_), cfg.data.get("family")
+    module, _, name = str(cfg.data._target_).rpartition(".")
+    try:
+        served = getattr(getattr(importlib.import_module(module), name, None), "FAMILY", images)  # its data module's
+    except (ImportError, ValueError):  # a target that cannot be imported: building the data says so (build.py)
+        served = images
+    if images != served:
+        raise ConfigError("data.family", f"{cfg.data._target_} serves {served!r} datasets, got {images!r}")
     if net and images in TITLES and net != images and not explicit_model:
         raise ConfigError(
             "model",

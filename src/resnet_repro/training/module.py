@@ -12,6 +12,8 @@ from resnet_repro.errors import ConfigError
 from resnet_repro.training.schedule import PaperSchedule, check_warmup
 
 BAR_ERR, BAR_SPEED = "err", "img/s"  # the progress bar's training error and speed (ProgressLog reads them)
+# earlier versions held the network a second time under these names (a submodule alias of model)
+FORMER_ALIASES = ("forward_fn.", "train_forward.")
 
 
 def is_log_step(step: int, every: int, last: int) -> bool:
@@ -57,8 +59,11 @@ class ResNetModule(pl.LightningModule):
         self.save_hyperparameters(ignore=["model"], logger=False)  # HParams: the recipe's keys (training/hparams.py)
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
         # compile=true: the training iterations that are not measured; the measured ones (GradientNorms' tensor
-        # hooks, every log_every) and evaluation (Fig. 7's forward hooks) run the network as it is
-        self.train_forward = torch.compile(self.model) if compile else self.model
+        # hooks, every log_every) and evaluation (Fig. 7's forward hooks) run the network as it is. A callable, not
+        # a submodule: a checkpoint holds the network once, as model.*, whether or not it was compiled
+        if compile:
+            torch._dynamo.reset()  # a sweep's earlier runs must not use up dynamo's recompile limit (then: eager)
+        self.train_forward = torch.compile(self.model).__call__ if compile else self.model.__call__
         self.eval_names = list(eval_names)
         self.train_err, self.train_loss = MeanMetric(), MeanMetric()
         # the run's training error: the mean over its final epoch (Fig. 6's curves), whatever log_every is
@@ -91,6 +96,9 @@ class ResNetModule(pl.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        weights = checkpoint.get("state_dict", {})
+        for key in [k for k in weights if k.startswith(FORMER_ALIASES)]:
+            del weights[key]  # a second copy of model.*, in checkpoints of earlier versions
         state = checkpoint.get("final_epoch", {})
         self.final_from = state.get("from")
         for name, metric in (("err", self.final_err), ("loss", self.final_loss)):
