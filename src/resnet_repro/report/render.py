@@ -141,12 +141,14 @@ def floor_lines(groups: list[Group]) -> list[str]:
 
 
 def describe_setting(groups: list[Group]) -> str:
-    """A setting (groups that differ only in the net) as its departures from the paper's recipe, in words."""
+    """A setting (groups that differ only in the net) as its departures from the paper's recipe, in words, and the
+    told-apart values (--compare) that split it from its twins."""
+    apart = "".join(f"; {key}={value}" for key, value in groups[0].told_apart.items())
     for group in groups:
         words = departures(group)
         if words != ["the paper has no number for this network and dataset"]:
-            return "; ".join(words) or "the paper's recipe"
-    return f"recipe setting {fingerprint(groups[0].setting)[:8]} (the paper has no number to compare)"
+            return ("; ".join(words) or "the paper's recipe") + apart
+    return f"recipe setting {fingerprint(groups[0].setting)[:8]} (the paper has no number to compare){apart}"
 
 
 RULES = [
