@@ -235,6 +235,10 @@ def test_a_declaration_extends_the_one_it_names(tmp_path: Path, monkeypatch: pyt
         declared = config.declared_dataset("digits")
         assert declared["name"] == "digits" and declared["flip"] is False and declared["family"] == "cifar"
         assert declared["official"] == "torchvision.datasets.CIFAR10" and config.declared_dataset("none") == {}
+        (tmp_path / "data" / "under.yaml").write_text("defaults:\n  - _self_\n  - cifar10\nname: under\n")
+        (tmp_path / "data" / "loop.yaml").write_text("defaults:\n  - loop\nname: loop\n")
+        assert config.declared_dataset("under")["name"] == "cifar10"  # after _self_: over it, as Hydra merges
+        assert config.declared_dataset("loop") == {"name": "loop"}
     finally:
         config.declared_dataset.cache_clear()
 

@@ -31,18 +31,19 @@ def net_keys() -> tuple[str, ...]:
 
 
 @cache
-def declared_dataset(name: str) -> dict[str, Any]:
-    """conf/data/`name`.yaml (title, family, num_classes, ...) over the datasets its `defaults` name; empty when
+def declared_dataset(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """conf/data/`name`.yaml (title, family, num_classes, ...) merged with the declarations its `defaults` name, in
+    Hydra's order (those before `_self_` under it, those after over it; no `_self_`: it comes last); empty when
     there is none. Values as written: interpolations are not resolved."""
     path = Path(CONFIG_DIR, "data", f"{name}.yaml")
-    if not path.is_file():
+    if name in seen or not path.is_file():
         return {}
-    declared = yaml.safe_load(path.read_text()) or {}
-    below = [entry for entry in declared.pop("defaults", []) if isinstance(entry, str) and entry != "_self_"]
+    own = yaml.safe_load(path.read_text()) or {}
+    entries = [e for e in own.pop("defaults", None) or [] if isinstance(e, str)]  # same-group names, `_self_`
     merged: dict[str, Any] = {}
-    for entry in below:  # a declaration that extends another (`- cifar10`): that one's keys, then its own
-        merged.update(declared_dataset(entry))
-    return {**merged, **declared}
+    for entry in entries if "_self_" in entries else [*entries, "_self_"]:
+        merged.update(own if entry == "_self_" else declared_dataset(entry.split("@")[0], (*seen, name)))
+    return merged
 
 
 def declared_datasets() -> list[str]:

@@ -35,13 +35,13 @@ def validate(cfg: DictConfig, explicit_model: bool = False) -> None:
         )
     if not isinstance(cfg.log_every, int) or cfg.log_every < 1:
         raise ConfigError("log_every", f"must be a positive number of iterations, got {cfg.log_every!r}")
-    net, images = net_family(cfg.model._target_), cfg.data.get("family")
-    module, _, name = str(cfg.data._target_).rpartition(".")
+    module, _, name = str(cfg.data.get("_target_")).rpartition(".")
     try:
-        served = getattr(getattr(importlib.import_module(module), name, None), "FAMILY", images)  # its data module's
-    except (ImportError, ValueError):  # a target that cannot be imported: building the data says so (build.py)
-        served = images
-    if images != served:
+        served = getattr(getattr(importlib.import_module(module), name, None), "FAMILY", None)  # its data module's
+    except Exception:  # a target that cannot be imported: building the data says so, naming data (build.py)
+        served = None
+    net, images = net_family(cfg.model._target_), cfg.data.get("family") or served  # undeclared: the module's
+    if served is not None and images != served:
         raise ConfigError("data.family", f"{cfg.data._target_} serves {served!r} datasets, got {images!r}")
     if net and images in TITLES and net != images and not explicit_model:
         raise ConfigError(

@@ -62,7 +62,7 @@ class ResNetModule(pl.LightningModule):
         # hooks, every log_every) and evaluation (Fig. 7's forward hooks) run the network as it is. A callable, not
         # a submodule: a checkpoint holds the network once, as model.*, whether or not it was compiled
         if compile:
-            torch._dynamo.reset()  # a sweep's earlier runs must not use up dynamo's recompile limit (then: eager)
+            torch.compiler.reset()  # a sweep's earlier runs must not use up dynamo's recompile limit (then: eager)
         self.train_forward = torch.compile(self.model).__call__ if compile else self.model.__call__
         self.eval_names = list(eval_names)
         self.train_err, self.train_loss = MeanMetric(), MeanMetric()
