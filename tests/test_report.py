@@ -558,6 +558,14 @@ def test_the_effect_of_a_key_outside_the_recipe_and_a_seed_counted_once(tmp_path
     assert table_row["n"] == "3"  # not 6: each seed once
     assert report.count("not counted (the recipe and seed of") == 3
     assert "6 of 6 runs completed, 3 of them not counted (a recipe and seed counted already)" in report
+    # where every run has one value, the key splits nothing: the settings keep the ids of a report without it
+    plain = json.loads((tmp_path / "plain-report" / "scorecard.json").read_text())["settings"]
+    write_report([tmp_path / "eager"], tmp_path / "eager-report", compare=("compile",))
+    write_report([tmp_path / "eager"], tmp_path / "eager-plain")
+    ids = [
+        json.loads((tmp_path / f / "scorecard.json").read_text())["settings"] for f in ("eager-report", "eager-plain")
+    ]
+    assert ids[0] == ids[1] and [s["setting_id"] for s in ids[0]] == [s["setting_id"] for s in plain]
     with pytest.raises(UserError, match="--compare compiled: no run recorded"):
         write_report([tmp_path], tmp_path / "bad", compare=("compiled",))
     assert not (tmp_path / "bad").exists()

@@ -244,6 +244,16 @@ def find_runs(sweeps: list[Path], told_apart: tuple[str, ...] = ()) -> list[Run]
     return runs
 
 
+def keep_splitting_keys(runs: list[Run]) -> None:
+    """Drop from every run's told-apart values a key that has one value across all the runs: it splits no group,
+    and the settings (and their ids) stay those of a report without it."""
+    keys = {key for run in runs for key in run.told_apart}
+    uniform = [key for key in keys if len({fingerprint({"v": run.told_apart.get(key)}) for run in runs}) == 1]
+    for run in runs:
+        for key in uniform:
+            run.told_apart.pop(key, None)
+
+
 def group_runs(runs: list[Run]) -> list[Group]:
     """The completed runs grouped by recipe (seed apart), ordered by dataset, setting, plain before ResNet, depth.
 

@@ -23,6 +23,7 @@ from resnet_repro.report.collect import (
     by_setting,
     find_runs,
     group_runs,
+    keep_splitting_keys,
     numbers,
 )
 from resnet_repro.report.paper import departures, paper_numbers, paper_result
@@ -53,6 +54,7 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
         if all(run.setting_value(key) is None for run in runs):
             example = "a dotted config key: trainer.precision, compile"
             raise UserError(f"--compare {key}: no run recorded a value for it ({example})")
+    keep_splitting_keys(runs)  # a key on which every run agrees splits nothing: setting ids stay as without it
     notes = interrupted_writes(out, REPORT_FILES, remove=True) if out.is_dir() else []
     for note in notes:
         log.warning(note)
