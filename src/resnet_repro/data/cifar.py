@@ -34,7 +34,8 @@ LOADERS = ("fast", "torchvision")
 
 
 class CifarDataModule(pl.LightningDataModule):
-    """A 32x32 dataset (CIFAR-10 by default; conf/data/ declares the others) as train / val / test loaders."""
+    """A 32x32 dataset as train / val / test loaders. What a dataset is comes from its config (conf/data/); the
+    defaults here are CIFAR-10's, for callers outside Hydra."""
 
     FAMILY = "cifar"  # the images of the CIFAR nets (Sec. 4.2); data.family must say so
 
