@@ -86,7 +86,7 @@ def resume_notice(step: int, batches_per_epoch: int) -> None:
 
 def check_declaration(expected_family: str, family: str, num_classes: int, **switches: bool) -> None:
     """A dataset's declaration (conf/data/): the family its data module serves, a class count, and its on/off
-    `switches` (augment, flip) as booleans, each message naming its key."""
+    `switches` (augment, flip, download) as booleans, each message naming its key."""
     for key, value in switches.items():
         if not isinstance(value, bool):
             raise ConfigError(f"data.{key}", f"must be true or false, got {value!r}")

@@ -236,11 +236,10 @@ def find_runs(sweeps: list[Path], told_apart: tuple[str, ...] = ()) -> list[Run]
             config = as_dict(results.get("config"))
             if not isinstance(recipe, dict):  # recorded by a version without run identities: its config's keys
                 recipe = {k: v for k, v in flatten(config).items() if is_recipe_key(k)}
-            recorded = flatten(config)
             seed = results.get("seed", identity.get("seed", config.get("seed")))
-            runs.append(
-                Run(run_dir, results["status"], seed, recipe, results, {k: recorded.get(k) for k in told_apart})
-            )
+            run = Run(run_dir, results["status"], seed, recipe, results)
+            run.told_apart = {key: run.config.get(key) for key in told_apart}
+            runs.append(run)
     return runs
 
 

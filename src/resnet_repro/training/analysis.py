@@ -20,6 +20,7 @@ from torch import nn
 from resnet_repro.files import write_json
 from resnet_repro.runs.layout import GRADIENT_NORMS, LAYER_RESPONSES
 from resnet_repro.runs.lock import check_held
+from resnet_repro.training.callbacks import find
 from resnet_repro.training.module import is_log_step
 
 
@@ -59,8 +60,7 @@ def save_analyses(trainer: pl.Trainer, run_dir: Path, responses: dict[str, float
     if trainer.is_global_zero:
         check_held(run_dir)
         write_json(run_dir / LAYER_RESPONSES, responses)
-        gradients = next(c for c in trainer.callbacks if isinstance(c, GradientNorms))
-        write_json(run_dir / GRADIENT_NORMS, gradients.norms())
+        write_json(run_dir / GRADIENT_NORMS, find(trainer, GradientNorms).norms())
     log_responses(trainer.logger.experiment, responses)
 
 

@@ -61,10 +61,10 @@ def declaration(record: dict[str, Any], dataset: str) -> dict[str, Any]:
 
 
 def cifar_loader(
-    record: dict[str, Any], dataset: str, root: Path, split: str, batch_size: int
+    record: dict[str, Any], dataset: str, declared: dict[str, Any], root: Path, split: str, batch_size: int
 ) -> tuple[TensorLoader, int]:
-    """The CIFAR split, normalized as the run was (its recipe's data.* settings; the defaults otherwise), and its
-    number of images."""
+    """The split of a 32x32 dataset (`declared`: its declaration), normalized as the run was (its recipe's data.*
+    settings; the defaults otherwise), and its number of images."""
     recipe = record.get("recipe", {})
     settings = {
         key: recipe[f"data.{key}"]
@@ -76,8 +76,8 @@ def cifar_loader(
             "--split val: these weights were trained on all 50,000 training images, so there is no held-out val "
             "split to evaluate on; use --split test"
         )
-    declared = {k: v for k, v in declaration(record, dataset).items() if k != "family"}
-    data = CifarDataModule(root=root, name=dataset, eval_batch_size=batch_size, **declared, **settings)
+    reader = {key: declared[key] for key in ("num_classes", "official")}
+    data = CifarDataModule(root=root, name=dataset, eval_batch_size=batch_size, **reader, **settings)
     data.prepare_data()
     data.setup("test")
     loader = data.val_dataloader()[0] if split == "val" else data.test_dataloader()
@@ -143,7 +143,7 @@ def evaluate(
     root = Path(data_root).expanduser() if data_root is not None else recorded_root(weights)
     if kind == "cifar":
         check_classes(record, f"{dataset} {split}", declared["num_classes"])
-        loader, images = cifar_loader(record, dataset, root, split, batch_size)
+        loader, images = cifar_loader(record, dataset, declared, root, split, batch_size)
     else:
         loader, images = imagenet_loader(record, root, split, views, batch_size)
     module = ResNetModule(load_record(record), eval_names=("test",), top5=True)
