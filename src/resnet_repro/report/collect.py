@@ -46,6 +46,7 @@ class Run:
     recipe: dict[str, Any]
     results: dict[str, Any]
     told_apart: dict[str, Any] = field(default_factory=dict)  # keys outside the recipe that split groups (--compare)
+    where: str = ""  # its path below the sweep (the sweep's name first when a report reads several)
 
     def setting_value(self, key: str) -> Any:
         """The run's value of config key `key`: a told-apart key's as its config recorded it; a recipe key's from
@@ -74,6 +75,10 @@ class Run:
         """Who trained which steps (results.json; one per process, more when resumed)."""
         return self.results.get("segments") or []
 
+    def record(self) -> dict[str, Any]:
+        """Everything the report reads of this run, as one JSON object (a line of the report's runs.json)."""
+        return {"run": self.where, **self.results, "gradient_norms": self.gradients, "layer_responses": self.responses}
+
     @cached_property
     def responses(self) -> dict[str, float] | None:
         """Fig. 7: the response std of each 3x3 layer in network order (layer_responses.json), read once."""
@@ -86,8 +91,8 @@ class Run:
 
     def value(self, metric: str) -> float | None:
         """A number of this run: a recorded metric (test_err, train_err, ...) or one derived from its layers:
-        `response` (Fig. 7: the mean over layers of the response std) and `gradient_decay` (Sec. 4.1: log10 of
-        the gradient size at the first 3x3 layer over that at the last; -1 is a tenfold decay toward the input).
+        `response` (Fig. 7: the mean over layers of the response std) and `gradient_decay` (Sec. 4.1, our
+        measure: log10 of the gradient size at the weakest 3x3 layer over that at the last; -1 is a tenfold loss).
         None when the run did not record it, recorded something that is not a finite number, or recorded
         train_err by an older definition (the last logging window, without `train_window`)."""
         if metric == "response":
@@ -95,7 +100,7 @@ class Run:
             return statistics.mean(values) if values else None
         if metric == "gradient_decay":
             norms = numbers(self.gradients)
-            return math.log10(norms[0] / norms[-1]) if len(norms) >= 2 and norms[0] > 0 and norms[-1] > 0 else None
+            return math.log10(min(norms) / norms[-1]) if len(norms) >= 2 and min(norms) > 0 else None
         if metric in ("train_err", "train_loss") and "train_window" not in self.metrics:
             return None
         value = self.metrics.get(metric)
@@ -219,7 +224,7 @@ def find_runs(sweeps: list[Path], told_apart: tuple[str, ...] = ()) -> list[Run]
     as the run's config recorded it, is kept beside its recipe (Run.told_apart), so that runs which differ there
     fall in groups of their own (report --compare); a run that did not record the key gets None.
     """
-    runs = []
+    runs, several = [], len(sweeps) > 1
     for sweep in sweeps:
         run_dirs = {p.parent for name in (RECIPE, RESULTS) for p in sweep.rglob(name)}
         for run_dir in sorted(run_dirs):
@@ -237,7 +242,10 @@ def find_runs(sweeps: list[Path], told_apart: tuple[str, ...] = ()) -> list[Run]
             if not isinstance(recipe, dict):  # recorded by a version without run identities: its config's keys
                 recipe = {k: v for k, v in flatten(config).items() if is_recipe_key(k)}
             seed = results.get("seed", identity.get("seed", config.get("seed")))
-            run = Run(run_dir, results["status"], seed, recipe, results)
+            where = run_dir.relative_to(sweep).as_posix()
+            run = Run(
+                run_dir, results["status"], seed, recipe, results, where=f"{sweep.name}/{where}" if several else where
+            )
             run.told_apart = {key: run.config.get(key) for key in told_apart}
             runs.append(run)
     return runs
@@ -267,7 +275,7 @@ def group_runs(runs: list[Run]) -> list[Group]:
             twin = next((other for other in group.runs if other.seed == run.seed), None)
             if twin is not None:
                 run.status = "not counted"
-                run.results = {**run.results, "error": f"the recipe and seed of {twin.path}, which is counted"}
+                run.results = {**run.results, "error": f"the recipe and seed of {twin.where}, which is counted"}
                 continue
             group.runs.append(run)
     return sorted(groups.values(), key=lambda g: (g.dataset, fingerprint(g.setting), g.residual, g.shortcut, g.depth))

@@ -112,3 +112,25 @@ def paper_result(group: Group) -> dict[str, float] | None:
     key = f"resnet34_{group.shortcut.lower()}" if group.depth == 34 else f"resnet{group.depth}"
     top1, top5 = numbers["imagenet"]["table3"][key]
     return {"test_err": top1, "test_err5": top5}
+
+
+def paper_value(family: str, label: str, metric: str) -> float | None:
+    """The paper's number for a network named by its label (plain-56, ResNet-20, ResNet-34-B) on the paper's
+    dataset of its family (CIFAR-10: test and training error of Table 6 and Fig. 6; ImageNet: top-1 of Tables 2
+    and 3), None where the paper gives none."""
+    kind, depth, *option = label.split("-")
+    residual = kind == "ResNet"
+    numbers = paper_numbers()
+    if family == "cifar":
+        if option or metric not in ("test_err", "train_err"):  # CIFAR's ResNets are option A, unnamed
+            return None
+        return numbers["cifar10"][metric]["resnet" if residual else "plain"].get(int(depth))
+    if metric != "test_err":
+        return None
+    name = f"{'resnet' if residual else 'plain'}{depth}"
+    shortcut = option[0] if option else "B"
+    if shortcut == "A" or not residual:
+        return numbers["imagenet"]["table2_top1"].get(name)
+    key = f"resnet34_{shortcut.lower()}" if depth == "34" else name
+    found = numbers["imagenet"]["table3"].get(key)
+    return found[0] if found else None

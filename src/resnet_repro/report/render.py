@@ -10,12 +10,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
-
 from resnet_repro.errors import UserError
 from resnet_repro.files import atomic_write, interrupted_writes, write_json
 from resnet_repro.report import claims, stats
-from resnet_repro.report.board import fig6_tag, write_board
+from resnet_repro.report.board import write_board
 from resnet_repro.report.collect import (
     Group,
     Run,
@@ -24,9 +22,9 @@ from resnet_repro.report.collect import (
     find_runs,
     group_runs,
     keep_splitting_keys,
-    numbers,
 )
-from resnet_repro.report.paper import departures, paper_numbers, paper_result
+from resnet_repro.report.figures import fig6_curves, plot_fig6, plot_fig7
+from resnet_repro.report.paper import departures, paper_result
 from resnet_repro.report.tb_events import read_scalars
 from resnet_repro.runs.provenance import changed_across
 from resnet_repro.runs.recipe import fingerprint, is_recipe_key
@@ -34,7 +32,13 @@ from resnet_repro.runs.recipe import fingerprint, is_recipe_key
 log = logging.getLogger(__name__)
 
 METRICS = ("train_err", "test_err")
-REPORT_FILES = ("report.md", "scorecard.json", "fig6-*.png", "fig7-*.png")  # what the report writes in its folder
+REPORT_FILES = (
+    "report.md",
+    "scorecard.json",
+    "runs.json",
+    "fig6-*.png",
+    "fig7-*.png",
+)  # what the report writes in its folder
 
 
 def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -> Path:
@@ -61,11 +65,12 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
     groups = group_runs(runs)
     datasets = by_dataset(groups)
     settings = {name: by_setting(gs) for name, gs in datasets.items()}
-    results = claims.evaluate(settings, setting_floors, describe_setting)
     every_setting = [(name, setting) for name, dataset_settings in settings.items() for setting in dataset_settings]
-    write_scorecard(out / "scorecard.json", sweeps, results, every_setting)
+    results = claims.evaluate(every_setting)
+    write_scorecard(out / "scorecard.json", sweeps, results, every_setting, compare)
+    write_json(out / "runs.json", [run.record() for run in runs])  # what the report read: it regenerates from this
 
-    lines = [f"# Reproduction report: {', '.join(str(s) for s in sweeps)}", ""]
+    lines = [f"# Reproduction report: {', '.join(s.name for s in sweeps)}", ""]
     done = [r for r in runs if r.status in ("completed", "not counted")]
     twice = sum(r.status == "not counted" for r in done)
     counted = f", {twice} of them not counted (a recipe and seed counted already)" if twice else ""
@@ -86,10 +91,10 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
     lines += ["## Provenance", "", *provenance(runs), ""]
     resumed = [(r, changed_across(r.segments)) for r in runs]
     lines += ["## Runs resumed by other code, machines or library versions", ""]
-    lines += [f"- `{r.path}`: {describe_segments(r.segments)}" for r, changed in resumed if changed] or ["none"]
+    lines += [f"- `{r.where}`: {describe_segments(r.segments)}" for r, changed in resumed if changed] or ["none"]
     problems = [r for r in runs if r.status != "completed"]
     lines += ["", "## Runs not completed or not counted", ""]
-    lines += [f"- `{r.path}`: {r.status}" + (f" ({r.error})" if r.error else "") for r in problems] or ["none"]
+    lines += [f"- `{r.where}`: {r.status}" + (f" ({r.error})" if r.error else "") for r in problems] or ["none"]
     if notes:
         lines += ["", "## Notes", "", *(f"- {note}" for note in notes)]
     fig6_datasets = [name for name, dataset_groups in datasets.items() if dataset_groups[0].family == "cifar"]
@@ -104,41 +109,22 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
     return report
 
 
-def setting_floors(groups: list[Group]) -> claims.Floors:
-    """The noise floor of one setting for one run per side: from the replicates (seeds) of this setting's groups;
-    without any, Table 6's ResNet-110 seed std for CIFAR-10 test error when the setting is the paper's own
-    recipe; None otherwise (the comparison is then inconclusive)."""
-    samples = {metric: [g.values(metric) for g in groups] for metric in METRICS}
-    papers = groups[0].dataset == "cifar10" and any(departures(g) == [] for g in groups)
-
-    def floor(metric: str, level: float) -> tuple[float, str] | None:
-        found = stats.noise_floor(samples.get(metric, []), level)
-        if found is not None:
-            value, pooled, dof = found
-            how = f"t × √2 × {pooled:.2f} pp, the seed std pooled over this setting's groups ({dof} dof)"
-            return value, how
-        if metric == "test_err" and papers:
-            sigma = paper_numbers()["cifar10"]["resnet110_mean_std"][1]
-            runs = paper_numbers()["cifar10"]["resnet110_runs"]
-            value = stats.floor_of(sigma, runs - 1, level)
-            return value, f"t × √2 × {sigma} pp, Table 6's ResNet-110 seed std ({runs} runs; the paper's recipe)"
-        return None
-
-    return floor
-
-
 def floor_lines(groups: list[Group]) -> list[str]:
-    """The setting's noise floors at 95%, one line per metric, as the report states them."""
-    floor = setting_floors(groups)
+    """The setting's seed spread per metric, as the report states it: the noise floor of single runs."""
     lines = []
     for metric in METRICS:
-        found = floor(metric, stats.LEVEL)
+        found = claims.spread(groups, metric)
+        words = claims.METRIC_WORDS[metric]
         if found is None:
             lines.append(
-                f"{metric}: none (no group of this setting has 2 differing seeds): one run per side is inconclusive"
+                f"{words}: none (no group of this setting has 2 differing seeds): one run per side is not tested"
             )
         else:
-            lines.append(f"{metric}: ±{found[0]:.2f} pp at 95% = {found[1]}")
+            std, dof = found
+            lines.append(
+                f"{words}: ±{stats.floor_of(std, dof):.2f} pp at 95% (seed std {std:.2f} pp pooled over "
+                f"this setting's groups, {dof} dof)"
+            )
     return lines
 
 
@@ -154,33 +140,75 @@ def describe_setting(groups: list[Group]) -> str:
 
 
 RULES = [
-    "A claim is judged within one **setting**: runs whose recipes differ only in the network (config.net_keys: "
-    "the model and its warm-up), so like is compared with like.",
-    "Each comparison is a difference of means over seeds with its interval: Welch's t (both sides ≥ 2 seeds), "
-    "Student's t with the larger side's variance (one side 1 seed), a least-squares trend on log2 depth (3 "
-    "depths or more), or a t interval of a mean against a bound. Identical values (zero variance) give no "
-    "interval.",
-    "**Family-wise control**: a claim of m comparisons tests each at 1 − 0.05/m (Bonferroni), so its intervals "
-    "hold together with 95% probability. It **holds** when every interval lies on the claim's side, **does not "
-    "hold** when any lies wholly on the other side, and is **inconclusive** otherwise.",
-    f"**Equivalence margins**: shortcut options within ±{claims.shortcut_margin():.2f} pp, half of what residual "
-    "learning gains at depth 34 (Table 2), next to which the paper calls Table 3's A/B/C spread "
-    f"({claims.shortcut_spread():.2f} pp) small; ResNet-1202's training error within "
-    f"{claims.TRAIN_SIMILAR.why}. An equivalence holds when the whole interval is inside the margin, fails when "
-    "it is wholly outside.",
-    "**Noise floors**: one run per side counts only beyond t × √2 × σ, σ the seed std pooled over the replicates "
-    "of the same setting; Table 6's σ (ResNet-110, 5 runs) only stands in for a CIFAR-10 setting with the paper's "
-    "own recipe; without either, the comparison is inconclusive.",
+    "A claim is judged within one **setting**: runs whose recipes differ only in the network (the model and its "
+    "warm-up), so like is compared with like. A setting that lacks a network the claim names, or a metric it "
+    "tests, gets **inconclusive** with what is missing: a claim is never judged on part of its statement.",
+    "Each comparison is a difference of means over seeds (Welch's t; Student's t with the larger side's variance "
+    "when one side has one seed), a least-squares trend on log2 depth, or a mean against a bound; its p-value "
+    "tests the claim's hypothesis (an equivalence: two one-sided tests within the margin). Identical values "
+    "(zero variance) give no test.",
+    "**Family-wise control over the whole scorecard**: the p-values of every comparison of every claim in every "
+    "setting are adjusted together by Holm's method, and a comparison decides only when its adjusted p-value is "
+    "below 0.05, so the probability of any false verdict in this report is at most 5%. A claim **holds** when "
+    "every comparison decides for it, **does not hold** when any decides against it, and is **inconclusive** "
+    "otherwise; then the report says how many seeds per network would give 80% power. "
+    "`python -m resnet_repro.report --calibrate` measures both by simulation.",
+    '"Falls (rises) with depth" is a significant trend per doubling of depth and no step between adjacent '
+    "depths significantly the other way (steps are tested only against the claim).",
+    "**Margins and bounds** are stated with their source on the metric's own scale, in the design table below.",
+    "**Noise floors**: one run per side is tested against the seed spread pooled over the replicates of the same "
+    "setting, never another setting's or the paper's; without replicates it is not tested.",
     "**Training error** is the mean over the final epoch of training (augmented batches in train mode, as Fig. "
-    "6's curves; `train_window` iterations in results.json), whatever the logging interval.",
+    "6's curves), whatever the logging interval.",
     "A claim tested on a dataset where the paper does not make it is marked *our extension*.",
 ]
 
 
+def design_table() -> list[str]:
+    """Each claim's design: the paper's words, what is tested, the networks, the margins and bounds."""
+    lines = [
+        "### How each claim is tested",
+        "",
+        "| # | the paper's words | tested as | networks | margins, bounds, what is ours |",
+        "|---:|---|---|---|---|",
+    ]
+    for claim in claims.CLAIMS:
+        tests = "<br>".join(c.hypothesis for c in claim.comparisons)
+        margins = [f"{c.margin.text}: {c.margin.why}" for c in claim.comparisons if c.margin][:1]
+        margins += [f"bound {c.bound:+g}" for c in claim.comparisons if c.bound is not None][:1]
+        margins += [f"ours: {claim.ours}"] if claim.ours else []
+        where = claim.source + ("" if claim.paper_dataset else "; *our extension* on every dataset")
+        lines.append(
+            f'| {claim.id} | "{claim.quote}" ({where}) | {tests} | {", ".join(claim.nets)} | '
+            f"{'<br>'.join(margins) or '–'} |"
+        )
+    return [*lines, ""]
+
+
+def evidence_text(e: claims.Evidence) -> str:
+    """One comparison in words: estimate, 95% interval, p-values and what it decided."""
+    unit = claims.UNITS.get(e.metric, "")
+    if e.kind == "trend":
+        unit += " per doubling"
+    if e.p is None:
+        return f"{e.hypothesis}: not tested ({e.why}) → {e.verdict}"
+    extra = f", margin {e.margin:.2f}" if e.margin is not None else ""
+    return f"{e.hypothesis}: {e.interval.text(unit)}{extra}; p = {e.p:.2g}, Holm {e.p_holm:.2g} → {e.verdict}"
+
+
+def claim_cell(r: claims.ClaimResult) -> str:
+    lines = [evidence_text(e) for e in r.evidence]
+    if r.missing:
+        lines.append("not tested: " + "; ".join(r.missing))
+    if r.seeds_needed is not None:
+        lines.append(f"seeds needed: {r.seeds_needed['why']}")
+    return "<br>".join(lines)
+
+
 def scorecard_table(results: list[claims.ClaimResult], settings: list[tuple[str, list[Group]]]) -> list[str]:
-    """The scorecard: its rules, then per setting its noise floors and the claims judged there, then the claims
-    no setting could test, with the command that runs them."""
-    lines = ["## Scorecard: the paper's claims", "", *[f"- {rule}" for rule in RULES], ""]
+    """The scorecard: its rules and design, then per setting its noise floors and the claims judged there, then
+    the claims no setting could test, with the command that runs them."""
+    lines = ["## Scorecard: the paper's claims", "", *[f"- {rule}" for rule in RULES], "", *design_table()]
     shown = 0
     for _, groups in settings:
         judged = [r for r in results if r.setting_id == claims.setting_id(groups)]
@@ -189,39 +217,55 @@ def scorecard_table(results: list[claims.ClaimResult], settings: list[tuple[str,
         shown += 1
         title = f"Setting {shown} (`{claims.setting_id(groups)}`): {groups[0].title}"
         lines += [f"### {title}, {describe_setting(groups)}", ""]
-        lines += [f"Noise floors for one run per side: {'; '.join(floor_lines(groups))}.", ""]
-        lines += ["| # | claim | source | verdict | statistics |", "|---:|---|---|---|---|"]
+        lines += [f"Seed spread (noise floor of single runs): {'; '.join(floor_lines(groups))}.", ""]
+        lines += ["| # | claim | source | verdict | evidence |", "|---:|---|---|---|---|"]
         for r in judged:
-            claim = f"{r.claim} (*our extension*)" if r.extension else r.claim
-            stated = f"each at {100 * r.level:.4g}%:<br>" if r.level else ""
-            detail = stated + "<br>".join(r.evidence)
-            lines.append(f"| {r.id} | {claim} | {r.source} | **{r.verdict}** | {detail} |")
+            claim = f"{r.statement} (*our extension*)" if r.extension else r.statement
+            lines.append(f"| {r.id} | {claim} | {r.source} | **{r.verdict}** | {claim_cell(r)} |")
         lines.append("")
     missing = [r for r in results if r.verdict == stats.NOT_RUN]
     if missing:
         lines += ["### Not run", "", "| # | claim | source | run it |", "|---:|---|---|---|"]
-        lines += [f"| {r.id} | {r.claim} | {r.source} | `{r.command}` |" for r in missing]
+        lines += [f"| {r.id} | {r.statement} | {r.source} | `{r.command}` |" for r in missing]
         lines.append("")
     return lines
 
 
 def write_scorecard(
-    path: Path, sweeps: list[Path], results: list[claims.ClaimResult], settings: list[tuple[str, list[Group]]]
+    path: Path,
+    sweeps: list[Path],
+    results: list[claims.ClaimResult],
+    settings: list[tuple[str, list[Group]]],
+    compare: tuple[str, ...] = (),
 ) -> None:
-    floors = [
-        {
-            "dataset": name,
-            "setting": describe_setting(groups),
-            "setting_id": claims.setting_id(groups),
-            "noise_floors_95": floor_lines(groups),
-        }
-        for name, groups in settings
-    ]
+    described = {claims.setting_id(groups): describe_setting(groups) for _, groups in settings}
     data = {
-        "sweeps": [str(s) for s in sweeps],
+        "sweeps": [s.name for s in sweeps],
+        "compare": list(compare),
         "rules": RULES,
-        "settings": floors,
-        "claims": [asdict(r) for r in results],
+        "design": [
+            {
+                "id": c.id,
+                "quote": c.quote,
+                "source": c.source,
+                "statement": c.statement,
+                "networks": list(c.nets),
+                "hypotheses": [c.hypothesis for c in c.comparisons],
+                "margins": [{"size": x.margin.text, "why": x.margin.why} for x in c.comparisons if x.margin],
+                "ours": c.ours,
+            }
+            for c in claims.CLAIMS
+        ],
+        "settings": [
+            {
+                "dataset": name,
+                "setting": described[claims.setting_id(groups)],
+                "setting_id": claims.setting_id(groups),
+                "noise_floors_95": floor_lines(groups),
+            }
+            for name, groups in settings
+        ],
+        "claims": [{**asdict(r), "setting": described.get(r.setting_id, "")} for r in results],
     }
     write_json(path, data)
 
@@ -378,94 +422,6 @@ def paper_cells(group: Group, test: list[float], imagenet: bool) -> tuple[str, s
             f"{statistics.mean(test) - paper['test_err']:+.1f} ± {pm}",
         )
     return f"{paper['test_err']:.2f}", f"{statistics.mean(test) - paper['test_err']:+.2f}"
-
-
-def mean_curve(series: list[list[tuple[int, float]]]) -> tuple[list[int], list[float]]:
-    """The mean over seeds at the iterations every seed logged."""
-    common = sorted(set.intersection(*(set(s for s, _ in points) for points in series))) if series else []
-    tables = [dict(points) for points in series]
-    return common, [statistics.mean(t[s] for t in tables) for s in common]
-
-
-def fig6_curves(
-    groups: list[Group], curves: dict[Path, dict[str, list[tuple[int, float]]]]
-) -> dict[str, list[tuple[int, float]]]:
-    """Every CIFAR run's training and test error curves under the sweep board's Fig. 6 tags."""
-    tagged = {}
-    for group in groups:
-        if group.family != "cifar":
-            continue
-        label = f"{group.label}-{group.recipe_id[:8]}" + "".join(f"-{k}={v}" for k, v in group.told_apart.items())
-        for run in group.runs:
-            for tag, split in (("train/err", "train"), ("test/err", "test")):
-                if curves[run.path].get(tag):
-                    tagged[fig6_tag(group.dataset, group.residual, label, run.seed, split)] = curves[run.path][tag]
-    return tagged
-
-
-def plot_fig6(groups: list[Group], path: Path, curves: dict[Path, dict[str, list[tuple[int, float]]]]) -> bool:
-    """Fig. 6: plain (left) and residual (right) nets of one setting; dashed = training error, bold = test error.
-
-    Returns False (and writes nothing) when no run logged a curve.
-    """
-    by_label = {g.label: [curves[r.path] for r in g.runs] for g in groups}
-    if not any(c for runs in by_label.values() for c in runs):
-        return False
-    fig = Figure(figsize=(12, 4.5))  # no pyplot: no global state, no display backend
-    axes = fig.subplots(1, 2, sharey=True)
-    for ax, residual in zip(axes, (False, True), strict=True):
-        for group in (g for g in groups if g.residual == residual):
-            color = None
-            for tag, style in (("test/err", "-"), ("train/err", "--")):
-                series = [c[tag] for c in by_label[group.label] if c.get(tag)]
-                if series:
-                    steps, values = mean_curve(series)
-                    label = group.label if color is None else None
-                    (line,) = ax.plot(
-                        steps, values, style, linewidth=2 if tag == "test/err" else 1, label=label, color=color
-                    )
-                    color = line.get_color()
-        ax.set_title("residual" if residual else "plain")
-        ax.set_xlabel("iterations")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend()
-    axes[0].set_ylabel("error (%)  — bold: test, dashed: train")
-    save_figure(fig, path)
-    return True
-
-
-def plot_fig7(groups: list[Group], path: Path) -> bool:
-    """Fig. 7: std of each 3x3 layer's response, in network order (top) and sorted by magnitude (bottom)."""
-    by_label: dict[str, list[list[float]]] = defaultdict(list)
-    for group in groups:
-        for run in group.runs:
-            values = numbers(run.responses)
-            if values and all(len(values) == len(other) for other in by_label[group.label]):
-                by_label[group.label].append(values)
-    by_label = {label: seeds for label, seeds in by_label.items() if seeds}
-    if not by_label:
-        return False
-    fig = Figure(figsize=(10, 7))
-    axes = fig.subplots(2, 1)
-    for label, seeds in sorted(by_label.items(), key=lambda kv: (kv[0].startswith("ResNet"), len(kv[1][0]))):
-        std = [statistics.mean(values) for values in zip(*seeds, strict=True)]
-        axes[0].plot(range(1, len(std) + 1), std, label=label)
-        axes[1].plot(range(1, len(std) + 1), sorted(std, reverse=True), label=label)
-    axes[0].set_xlabel("layer index (original)")
-    axes[1].set_xlabel("layer index (sorted by magnitude)")
-    for ax in axes:
-        ax.set_ylabel("std")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    save_figure(fig, path)
-    return True
-
-
-def save_figure(fig: Figure, path: Path) -> None:
-    """A PNG, written atomically."""
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
 def describe_segments(segments: list[dict[str, Any]]) -> str:

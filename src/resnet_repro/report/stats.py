@@ -11,16 +11,19 @@ its intervals hold together with 95% probability):
 - one group against a bound: t interval of its mean;
 - two groups run with the same seeds that differ in one recipe key (report --compare): a paired t interval on the
   per-seed differences (the seed fixes the initialization and the data order, so pairs share that noise).
-Zero variance (identical values) gives no interval: it says nothing about the seed noise. A verdict needs the
-whole interval on one side of zero (or of a bound, or inside a margin); otherwise it is inconclusive.
+Zero variance (identical values) gives no interval: it says nothing about the seed noise.
+
+Every interval carries its standard error and degrees of freedom, so a test of any hypothesis about it is a p-value
+(`p_above`, `p_within`, `p_outside`); the claims correct those p-values for multiplicity over the whole scorecard
+(Holm, `holm`). `power` gives the probability that a test decides at a given number of seeds per network.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import asdict, dataclass
 
+from scipy import special
 from scipy import stats as scipy_stats
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
@@ -37,6 +40,8 @@ class Interval:
     n: tuple[int, ...]  # runs per side (or points of a trend)
     method: str
     level: float = LEVEL
+    se: float | None = None  # the standard error of the estimate (None: no test is possible)
+    dof: float | None = None  # its degrees of freedom
 
     def text(self, unit: str = "pp") -> str:
         if self.low is None:
@@ -50,6 +55,16 @@ class Interval:
         return asdict(self)
 
 
+def _mean(values: list[float]) -> float:
+    return math.fsum(values) / len(values)
+
+
+def _variance(values: list[float]) -> float:
+    """The sample variance, in floating point (statistics.variance is exact, and slow for the calibration)."""
+    mean = _mean(values)
+    return math.fsum((x - mean) ** 2 for x in values) / (len(values) - 1)
+
+
 def _no_spread(values: list[float]) -> bool:
     """All values equal, up to floating-point rounding (7.02 - 7.0 and 7.12 - 7.1 differ in the 15th digit)."""
     return max(values) - min(values) <= 1e-9 * max(1.0, max(abs(v) for v in values))
@@ -57,42 +72,54 @@ def _no_spread(values: list[float]) -> bool:
 
 def _t(level: float, dof: float) -> float:
     """The two-sided t quantile of `level`."""
-    return float(scipy_stats.t.ppf(0.5 + level / 2, dof))
+    return float(special.stdtrit(dof, 0.5 + level / 2))
 
 
-def difference(a: list[float], b: list[float], floor: float | None = None, level: float = LEVEL) -> Interval:
-    """mean(b) - mean(a) with an interval at `level` (see the module docstring for the test used)."""
+def difference(
+    a: list[float], b: list[float], floor: tuple[float, int] | None = None, level: float = LEVEL
+) -> Interval:
+    """mean(b) - mean(a) with an interval at `level` (see the module docstring for the test used); `floor`: the
+    setting's pooled seed std and its degrees of freedom, for one run per side."""
     if not a or not b:
         raise ValueError("both sides need at least one run")
-    diff = statistics.mean(b) - statistics.mean(a)
+    diff = _mean(b) - _mean(a)
     n = (len(a), len(b))
     if len(a) >= 2 and len(b) >= 2:
         if _no_spread(a) and _no_spread(b):
             return Interval(diff, None, None, n, "zero variance: identical values, no interval", level)
-        var_a, var_b = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+        var_a, var_b = _variance(a) / len(a), _variance(b) / len(b)
         se = math.sqrt(var_a + var_b)
         dof = (var_a + var_b) ** 2 / (var_a**2 / (len(a) - 1) + var_b**2 / (len(b) - 1))
         half = _t(level, dof) * se
-        return Interval(diff, diff - half, diff + half, n, "Welch t", level)
+        return Interval(diff, diff - half, diff + half, n, "Welch t", level, se, dof)
     if len(a) + len(b) >= 3:
         larger = a if len(a) >= 2 else b
         if _no_spread(larger):
             return Interval(diff, None, None, n, "zero variance: identical values, no interval", level)
-        half = _t(level, len(larger) - 1) * statistics.stdev(larger) * math.sqrt(1 / len(a) + 1 / len(b))
-        return Interval(diff, diff - half, diff + half, n, "Student t, variance of the larger side", level)
+        se = math.sqrt(_variance(larger)) * math.sqrt(1 / len(a) + 1 / len(b))
+        half = _t(level, len(larger) - 1) * se
+        return Interval(
+            diff, diff - half, diff + half, n, "Student t, variance of the larger side", level, se, len(larger) - 1
+        )
     if floor is None:
         return Interval(diff, None, None, n, "one run per side, no noise floor known", level)
-    return Interval(diff, diff - floor, diff + floor, n, f"one run per side, noise floor ±{floor:.2f}", level)
+    std, dof = floor
+    half = floor_of(std, dof, level)
+    method = f"one run per side, noise floor ±{half:.2f} (seed std {std:.2f} of this setting, {dof} dof)"
+    return Interval(diff, diff - half, diff + half, n, method, level, math.sqrt(2) * std, dof)
 
 
 def mean_interval(values: list[float], level: float = LEVEL) -> Interval:
     """The mean of `values` with its t interval (>= 2 values that are not all equal; else no interval)."""
-    mean = statistics.mean(values)
+    mean = _mean(values)
     if len(values) < 2 or _no_spread(values):
         why = "one run" if len(values) < 2 else "zero variance: identical values"
         return Interval(mean, None, None, (len(values),), f"{why}, no interval", level)
-    half = _t(level, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return Interval(mean, mean - half, mean + half, (len(values),), "t interval of the mean", level)
+    se = math.sqrt(_variance(values)) / math.sqrt(len(values))
+    half = _t(level, len(values) - 1) * se
+    return Interval(
+        mean, mean - half, mean + half, (len(values),), "t interval of the mean", level, se, len(values) - 1
+    )
 
 
 def paired_difference(a: dict[int, float], b: dict[int, float], level: float = LEVEL) -> Interval:
@@ -101,12 +128,13 @@ def paired_difference(a: dict[int, float], b: dict[int, float], level: float = L
     if len(seeds) < 2:
         raise ValueError("a paired interval needs at least 2 common seeds")
     diffs = [b[s] - a[s] for s in seeds]
-    mean = statistics.mean(diffs)
+    mean = _mean(diffs)
     n = (len(diffs), len(diffs))
     if _no_spread(diffs):
         return Interval(mean, None, None, n, "paired, zero variance of the differences: no interval", level)
-    half = _t(level, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-    return Interval(mean, mean - half, mean + half, n, "paired t over seeds", level)
+    se = math.sqrt(_variance(diffs)) / math.sqrt(len(diffs))
+    half = _t(level, len(diffs) - 1) * se
+    return Interval(mean, mean - half, mean + half, n, "paired t over seeds", level, se, len(diffs) - 1)
 
 
 def trend(depths: list[int], values: list[float], level: float = LEVEL) -> Interval | None:
@@ -118,24 +146,29 @@ def trend(depths: list[int], values: list[float], level: float = LEVEL) -> Inter
         return None
     x = [math.log2(d) for d in depths]
     fit = scipy_stats.linregress(x, values)
-    if fit.stderr <= 1e-9 * max(1.0, abs(fit.slope)):
-        return Interval(fit.slope, None, None, (len(values),), "least squares, a perfect fit: no interval", level)
+    if not math.isfinite(fit.stderr) or fit.stderr <= 1e-9 * max(1.0, abs(fit.slope)):  # identical values: nan
+        slope = fit.slope if math.isfinite(fit.slope) else 0.0
+        return Interval(slope, None, None, (len(values),), "least squares, a perfect fit: no interval", level)
     half = _t(level, len(values) - 2) * fit.stderr
-    return Interval(fit.slope, fit.slope - half, fit.slope + half, (len(values),), "least squares on log2 depth", level)
+    return Interval(
+        fit.slope,
+        fit.slope - half,
+        fit.slope + half,
+        (len(values),),
+        "least squares on log2 depth",
+        level,
+        fit.stderr,
+        len(values) - 2,
+    )
 
 
-def noise_floor(samples: list[list[float]], level: float = LEVEL) -> tuple[float, float, int] | None:
-    """(floor, pooled seed std, its degrees of freedom) from groups with >= 2 seeds, or None (none, or all of
-    them zero variance).
-
-    The floor is the half-width at `level` of a difference of two single runs: t(dof) * sqrt(2) * pooled std.
-    """
+def pooled_std(samples: list[list[float]]) -> tuple[float, int] | None:
+    """(pooled seed std, its degrees of freedom) over groups with >= 2 seeds that are not all equal, or None."""
     samples = [s for s in samples if len(s) >= 2 and not _no_spread(s)]  # identical values: no seed noise seen
     dof = sum(len(s) - 1 for s in samples)
     if dof == 0:
         return None
-    pooled = math.sqrt(sum((len(s) - 1) * statistics.variance(s) for s in samples) / dof)
-    return floor_of(pooled, dof, level), pooled, dof
+    return math.sqrt(sum((len(s) - 1) * _variance(s) for s in samples) / dof), dof
 
 
 def floor_of(std: float, dof: int, level: float = LEVEL) -> float:
@@ -143,32 +176,50 @@ def floor_of(std: float, dof: int, level: float = LEVEL) -> float:
     return _t(level, dof) * math.sqrt(2) * std
 
 
-def above(interval: Interval | None, bound: float = 0.0) -> str:
-    """The verdict on "the estimate is > bound"."""
-    if interval is None or interval.low is None:
-        return INCONCLUSIVE
-    if interval.low > bound:
-        return HOLDS
-    if interval.high < bound:
-        return FAILS
-    return INCONCLUSIVE
+def p_above(interval: Interval | None, bound: float = 0.0) -> float | None:
+    """The one-sided p-value of "the estimate is > bound" (small: it is); None when the interval has no test."""
+    if interval is None or interval.se is None or interval.dof is None:
+        return None
+    return float(special.stdtr(interval.dof, -(interval.estimate - bound) / interval.se))
 
 
-def below(interval: Interval | None, bound: float = 0.0) -> str:
-    """The verdict on "the estimate is < bound"."""
-    flipped = {HOLDS: FAILS, FAILS: HOLDS}
-    return flipped.get(above(interval, bound), INCONCLUSIVE)
+def p_below(interval: Interval | None, bound: float = 0.0) -> float | None:
+    """The one-sided p-value of "the estimate is < bound"."""
+    above = p_above(interval, bound)
+    return None if above is None else 1.0 - above
 
 
-def within(interval: Interval | None, margin: float) -> str:
-    """The verdict on "|estimate| < margin": holds when the whole interval is inside, fails when it is outside."""
-    if interval is None or interval.low is None:
-        return INCONCLUSIVE
-    if -margin < interval.low and interval.high < margin:
-        return HOLDS
-    if interval.low >= margin or interval.high <= -margin:
-        return FAILS
-    return INCONCLUSIVE
+def p_within(interval: Interval | None, low: float, high: float) -> float | None:
+    """TOST: the p-value of "low < estimate < high" (both one-sided tests must reject)."""
+    a, b = p_above(interval, low), p_below(interval, high)
+    return None if a is None or b is None else max(a, b)
+
+
+def p_outside(interval: Interval | None, low: float, high: float) -> float | None:
+    """The p-value of "the estimate is below `low` or above `high`" (the smaller side, Bonferroni over the two)."""
+    a, b = p_below(interval, low), p_above(interval, high)
+    return None if a is None or b is None else min(1.0, 2 * min(a, b))
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (Holm 1979): the i-th smallest p times (m - i + 1), made monotone and
+    capped at 1. Rejecting where the adjusted value is below alpha keeps the family-wise error rate at most alpha
+    whatever the dependence between the tests."""
+    order = sorted(range(len(pvalues)), key=pvalues.__getitem__)
+    adjusted, running = [0.0] * len(pvalues), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def power(ncp: float, dof: float, alpha: float, sided: int = 2) -> float:
+    """The probability that a t test at `alpha` (two- or one-sided) decides in the direction of a true effect
+    whose noncentrality is `ncp` (effect / standard error), with `dof` degrees of freedom."""
+    if dof <= 0:
+        return 0.0
+    critical = float(special.stdtrit(dof, 1 - alpha / sided))
+    return float(1 - special.nctdtr(dof, abs(ncp), critical))
 
 
 def combine(verdicts: list[str]) -> str:
