@@ -1,8 +1,9 @@
 """The paper's CIFAR input pipeline (Sec. 4.2), batched on the device and per image for torchvision.
 
-Normalization: per-pixel mean subtraction (the paper) or per-channel mean/std (an option), on images scaled to
-[0, 1]. Augmentation, after normalization as in fb.resnet.torch: 4 pixels of zero padding per side, a random 32x32
-crop, and a horizontal flip with probability 0.5 (for datasets that take flips: data.flip).
+Normalization: per-pixel mean subtraction (the paper), per-channel mean/std of the training split (an option),
+or the fixed ImageNet mean/std that the common PyTorch reproduction uses (its published weights expect it), on
+images scaled to [0, 1]. Augmentation, after normalization as in fb.resnet.torch: 4 pixels of zero padding per
+side, a random 32x32 crop, and a horizontal flip with probability 0.5 (for datasets that take flips: data.flip).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-NORMALIZATIONS = ("pixel_mean", "channel_mean_std")
+NORMALIZATIONS = ("pixel_mean", "channel_mean_std", "imagenet_mean_std")
+IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # torchvision's; akamaster's trainer.py
 
 
 class Normalize:
-    """uint8 images (..., 3, H, W) -> float32, minus the training split's mean (per pixel or per channel)."""
+    """uint8 images (..., 3, H, W) -> float32, minus a mean and over a std (NORMALIZATIONS)."""
 
     def __init__(self, train_images: torch.Tensor, mode: str = "pixel_mean") -> None:
         if mode not in NORMALIZATIONS:
@@ -22,6 +24,8 @@ class Normalize:
         x = train_images.double() / 255  # (N, 3, H, W)
         if mode == "pixel_mean":  # Sec. 4.2: "the per-pixel mean subtracted"
             self.mean, self.std = x.mean(0).float(), torch.ones(1, 1, 1)
+        elif mode == "imagenet_mean_std":  # fixed numbers, whatever the training images
+            self.mean, self.std = (torch.tensor(v).view(3, 1, 1) for v in IMAGENET_MEAN_STD)
         else:
             self.mean = x.mean((0, 2, 3)).float().view(3, 1, 1)
             self.std = x.std((0, 2, 3)).float().view(3, 1, 1)

@@ -32,7 +32,13 @@ class BasicBlock(nn.Module):
     expansion = 1
 
     def __init__(
-        self, in_channels: int, channels: int, stride: int = 1, residual: bool = True, shortcut: str = "A"
+        self,
+        in_channels: int,
+        channels: int,
+        stride: int = 1,
+        residual: bool = True,
+        shortcut: str = "A",
+        pad: str = "after",
     ) -> None:
         super().__init__()
         out_channels = channels * self.expansion
@@ -42,7 +48,7 @@ class BasicBlock(nn.Module):
         self.conv2 = conv3x3(channels, channels)
         self.bn2 = nn.BatchNorm2d(channels)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride) if residual else None
+        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, pad) if residual else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from resnet_repro.models.blocks import BasicBlock, check_num_classes, init_weights, named_responses, run_stage
-from resnet_repro.models.shortcuts import check_shortcut
+from resnet_repro.models.shortcuts import check_pad, check_shortcut
 
 CIFAR_WIDTHS = (16, 32, 64)  # filters per stage, Sec. 4.2
 
@@ -47,12 +47,13 @@ class CifarResNet(nn.Module):
         num_classes: int = 10,
         zero_init_residual: bool = False,
         checkpoint_stages: bool = False,
+        pad: str = "after",
     ) -> None:
         super().__init__()
         n = blocks_per_stage(depth)
-        shortcut = check_shortcut(shortcut)
+        shortcut, pad = check_shortcut(shortcut), check_pad(pad)
         check_num_classes(num_classes)
-        self.depth, self.residual, self.shortcut = depth, residual, shortcut
+        self.depth, self.residual, self.shortcut, self.pad = depth, residual, shortcut, pad
         self.checkpoint_stages = checkpoint_stages  # activation checkpointing per stage (see blocks.run_stage)
         self.conv1 = nn.Conv2d(3, CIFAR_WIDTHS[0], kernel_size=3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(CIFAR_WIDTHS[0])
@@ -63,7 +64,7 @@ class CifarResNet(nn.Module):
             stride = 1 if i == 0 else 2  # subsampling by stride-2 convolutions, Sec. 4.2
             blocks = []
             for j in range(n):
-                blocks.append(BasicBlock(in_channels, width, stride if j == 0 else 1, residual, shortcut))
+                blocks.append(BasicBlock(in_channels, width, stride if j == 0 else 1, residual, shortcut, pad))
                 in_channels = width
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3 = stages

@@ -71,6 +71,28 @@ class ImageNetResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_channels, num_classes)
         init_weights(self, zero_init_residual)
+        if block is Bottleneck:  # where the stride sits travels with the weights: shapes cannot tell the two apart
+            self.register_buffer("stride_in_1x1", torch.tensor(stride_in_1x1))
+            self._register_load_state_dict_pre_hook(self._check_stride_placement)
+
+    def _check_stride_placement(self, state: dict[str, torch.Tensor], prefix: str, *args: object) -> None:
+        """A state_dict that does not say where its strides sit (torchvision's) was trained with them on the 3x3
+        conv: it loads into stride_in_1x1=False and is refused by the paper's placement, which would compute
+        something else with the same shapes."""
+        key = f"{prefix}stride_in_1x1"
+        if key not in state:
+            if bool(self.stride_in_1x1):
+                raise ValueError(
+                    "these weights do not record their stride placement (torchvision's do not: their strides sit on "
+                    f"the 3x3 conv): build ImageNetResNet({self.depth}, stride_in_1x1=False) for them, or load "
+                    "them with resnet_repro.load_model, which does"
+                )
+            state[key] = torch.tensor(False)
+        elif bool(state[key]) != bool(self.stride_in_1x1):
+            raise ValueError(
+                f"these weights were trained with stride_in_1x1={bool(state[key])}; this network has "
+                f"stride_in_1x1={bool(self.stride_in_1x1)}: build it with the weights' placement"
+            )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, 3, 224, 224) -> (B, 64, 56, 56)

@@ -12,6 +12,19 @@ from torch import nn
 from torch.nn import functional as F
 
 SHORTCUT_OPTIONS = ("A", "B", "C")
+# where option A puts its zero channels: "after" the identity's (fb.resnet.torch, this project's default) or half
+# on "both" sides (akamaster/pytorch_resnet_cifar10: planes // 4 before and after). Equal up to a channel
+# permutation, so equal in training, but trained weights of one placement compute something else in the other.
+PAD_PLACEMENTS = ("after", "both")
+
+
+def check_pad(pad: str) -> str:
+    """Return the placement, or raise ValueError naming the valid choices."""
+    if pad not in PAD_PLACEMENTS:
+        raise ValueError(
+            f"pad must be one of {', '.join(PAD_PLACEMENTS)} (where option A's zero channels go), got {pad!r}"
+        )
+    return pad
 
 
 def check_shortcut(shortcut: str) -> str:
@@ -22,20 +35,22 @@ def check_shortcut(shortcut: str) -> str:
 
 
 class ZeroPadShortcut(nn.Module):
-    """Option A where dimensions increase: keep every `stride`-th pixel, append zero channels."""
+    """Option A where dimensions increase: keep every `stride`-th pixel, add zero channels after the identity's
+    (`pad="after"`) or half before and half after (`pad="both"`)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, pad: str = "after") -> None:
         super().__init__()
         self.extra_channels = out_channels - in_channels
-        self.stride = stride
+        self.stride, self.pad = stride, check_pad(pad)
+        self.before = self.extra_channels // 2 if pad == "both" else 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # (B, C, H, W) -> (B, C + extra, H / stride, W / stride); the extra channels are zero, as fb.resnet.torch
+        # (B, C, H, W) -> (B, C + extra, H / stride, W / stride); the extra channels are zero
         x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+        return F.pad(x, (0, 0, 0, 0, self.before, self.extra_channels - self.before))
 
     def extra_repr(self) -> str:
-        return f"extra_channels={self.extra_channels}, stride={self.stride}"
+        return f"extra_channels={self.extra_channels}, stride={self.stride}, pad={self.pad!r}"
 
 
 class Projection(nn.Sequential):
@@ -48,11 +63,13 @@ class Projection(nn.Sequential):
         )
 
 
-def make_shortcut(option: str, in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
-    """The module applied to x on the shortcut, or None for a pure identity."""
+def make_shortcut(
+    option: str, in_channels: int, out_channels: int, stride: int, pad: str = "after"
+) -> nn.Module | None:
+    """The module applied to x on the shortcut, or None for a pure identity (`pad`: option A's placement)."""
     changes = stride != 1 or in_channels != out_channels
     if option == "C" or (option == "B" and changes):
         return Projection(in_channels, out_channels, stride)
     if option == "A" and changes:
-        return ZeroPadShortcut(in_channels, out_channels, stride)
+        return ZeroPadShortcut(in_channels, out_channels, stride, pad)
     return None

@@ -76,8 +76,27 @@ class Run:
         return self.results.get("segments") or []
 
     def record(self) -> dict[str, Any]:
-        """Everything the report reads of this run, as one JSON object (a line of the report's runs.json)."""
-        return {"run": self.where, **self.results, "gradient_norms": self.gradients, "layer_responses": self.responses}
+        """What the report reads of this run, as one JSON object (an entry of the report's runs.json, from which
+        the report regenerates): results.json without the machine's paths (data.path and data.root; of the config
+        only the dataset's declaration and the told-apart keys), the layer responses and the gradient norms."""
+        results = {k: v for k, v in self.results.items() if k != "config"}
+        if isinstance(results.get("data"), dict):
+            results["data"] = {k: v for k, v in results["data"].items() if k not in ("path", "root")}
+        kept = {k: v for k, v in self.config.items() if k in ("data.title", "data.family") or k in self.told_apart}
+        config: dict[str, Any] = {}
+        for key, value in kept.items():  # nested again, as results.json holds it
+            *parents, last = key.split(".")
+            node = config
+            for parent in parents:
+                node = node.setdefault(parent, {})
+            node[last] = value
+        return {
+            "run": self.where,
+            **results,
+            "config": config,
+            "gradient_norms": self.gradients,
+            "layer_responses": self.responses,
+        }
 
     @cached_property
     def responses(self) -> dict[str, float] | None:

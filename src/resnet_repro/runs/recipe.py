@@ -74,7 +74,7 @@ INERT_WHEN_OFF = {
 
 # recipe keys added after recipes were first recorded, with the value that does what was done before them: a recipe
 # holds such a key only when its value differs, so every recipe recorded before keeps its fingerprint
-ADDED_LATER = {"data.flip": True}
+ADDED_LATER = {"data.flip": True, "model.pad": "after"}
 
 
 class RecipeMismatchError(UserError):

@@ -7,14 +7,9 @@ import importlib
 from omegaconf import DictConfig
 
 from resnet_repro.errors import ConfigError
+from resnet_repro.models.registry import ARCHITECTURES, architecture
 
-# the model class of each family of images a dataset declares (data.family); `_target_` names end with these
-NETS = {"cifar": "CifarResNet", "imagenet": "ImageNetResNet"}
-TITLES = {"cifar": "32x32 CIFAR-like", "imagenet": "224x224 ImageNet-like"}
-
-
-def net_family(target: str) -> str | None:
-    return next((family for family, net in NETS.items() if target.endswith(f".{net}")), None)
+TITLES = {a.family: a.images for a in ARCHITECTURES.values()}  # each family of images in words
 
 
 def validate(cfg: DictConfig, explicit_model: bool = False) -> None:
@@ -40,7 +35,8 @@ def validate(cfg: DictConfig, explicit_model: bool = False) -> None:
         served = getattr(getattr(importlib.import_module(module), name, None), "FAMILY", None)  # its data module's
     except Exception:  # a target that cannot be imported: building the data says so, naming data (build.py)
         served = None
-    net, images = net_family(cfg.model._target_), cfg.data.get("family") or served  # undeclared: the module's
+    arch = architecture(cfg.model._target_)
+    net, images = arch.family if arch else None, cfg.data.get("family") or served  # undeclared: the module's
     if served is not None and images != served:
         raise ConfigError("data.family", f"{cfg.data._target_} serves {served!r} datasets, got {images!r}")
     if net and images in TITLES and net != images and not explicit_model:

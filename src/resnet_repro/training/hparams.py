@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from resnet_repro.models.registry import architecture
+
 # HParams columns: the recipe keys that tell the paper's runs apart (everything else is one value per sweep)
 HPARAM_KEYS = (
     "data.name",
@@ -25,7 +27,8 @@ HPARAM_KEYS = (
 def run_hparams(recipe: dict[str, Any], recipe_id: str, seed: int) -> dict[str, Any]:
     """The HParams of a run: HPARAM_KEYS from its recipe (lists as text, a missing warm-up as 0), its family, its
     recipe_id (a group of seeds) and its seed."""
-    values: dict[str, Any] = {"family": "imagenet" if "ImageNet" in str(recipe.get("model._target_")) else "cifar"}
+    arch = architecture(str(recipe.get("model._target_")))
+    values: dict[str, Any] = {"family": arch.family if arch else "unknown"}
     for key in HPARAM_KEYS:
         value = recipe.get(key)
         values[key] = str(value) if isinstance(value, list) else (0.0 if value is None else value)

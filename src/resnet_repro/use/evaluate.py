@@ -1,12 +1,13 @@
 """`python -m resnet_repro.evaluate WEIGHTS [--data ROOT]`: the top-1 and top-5 error of trained weights on a split.
 
-WEIGHTS is a run directory (or a checkpoint in one), a file from `python -m resnet_repro.export`, or a torchvision
-ResNet state_dict (loaded into ImageNetResNet with torchvision's stride placement). The views are the paper's:
-CIFAR nets see the single 32x32 test image (Sec. 4.2); ImageNet nets the 224 center crop of the shorter-side-256
-image or the standard 10-crop testing, softmax averaged over the crops (Sec. 3.4). A run's data settings (the
-normalization and the split it was trained with) are taken from its recipe, so a run evaluated on its own data
-gives the test error it recorded; without --data, a run is evaluated on the data root it recorded. The result is
-printed and added to eval.json beside the weights (or --out).
+WEIGHTS is a run directory (or a checkpoint in one), a file from `python -m resnet_repro.export`, a torchvision
+ResNet state_dict (loaded into ImageNetResNet with torchvision's stride placement), or with `--from NAME` a
+published checkpoint of another project, built and fed as its authors' code does (use/conventions.py). The views are
+the paper's: CIFAR nets see the single 32x32 test image (Sec. 4.2); ImageNet nets the 224 center crop of the
+shorter-side-256 image or the standard 10-crop testing, softmax averaged over the crops (Sec. 3.4). A run's data
+settings (the normalization and the split it was trained with) are taken from its recipe, so a run evaluated on its
+own data gives the test error it recorded; without --data, a run is evaluated on the data root it recorded. The
+result is printed and added to eval.json beside the weights (or --out).
 """
 
 from __future__ import annotations
@@ -29,16 +30,18 @@ from resnet_repro.data.imagenet import eval_transform
 from resnet_repro.data.tensor_loader import TensorLoader
 from resnet_repro.errors import DataError, UserError
 from resnet_repro.files import read_json, write_json
+from resnet_repro.models.registry import ARCHITECTURES
 from resnet_repro.runs.layout import EVAL, RESULTS, refuse_links
 from resnet_repro.runs.provenance import git_commit, machine
 from resnet_repro.training.module import ResNetModule
+from resnet_repro.use.conventions import CONVENTIONS
 from resnet_repro.use.weights import WeightsError, load_record, network_name, read_weights, run_dir_of
 
 VIEWS = {"cifar": ("single",), "imagenet": ("center-crop", "10-crop")}  # Sec. 4.2; Sec. 3.4
 
 
 def family(record: dict[str, Any]) -> str:
-    return "cifar" if record["arch"] == "CifarResNet" else "imagenet"
+    return ARCHITECTURES[record["arch"]].family
 
 
 def check_classes(record: dict[str, Any], data: str, classes: int) -> None:
@@ -127,10 +130,11 @@ def evaluate(
     which: str = "best",
     batch_size: int = 500,
     accelerator: str = "cpu",
+    convention: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate `weights` on a split (default: CIFAR test, ImageNet val); the eval record (errors in percent, what
-    was evaluated and how)."""
-    record = read_weights(weights, which)
+    was evaluated and how). `convention`: read a published checkpoint as its authors' code does."""
+    record = read_weights(weights, which, convention)
     kind = family(record)
     split = split or ("test" if kind == "cifar" else "val")
     dataset = dataset or record.get("recipe", {}).get("data.name") or ("cifar10" if kind == "cifar" else "imagenet")
@@ -162,6 +166,8 @@ def evaluate(
         "weights": str(Path(weights).resolve()),
         "checkpoint": record["source"],
         "format": record["format"],
+        "convention": record.get("convention"),
+        "normalize": record.get("recipe", {}).get("data.normalize", "pixel_mean") if kind == "cifar" else None,
         "network": network_name(record),
         "recipe_id": record.get("recipe_id"),
         "seed": record.get("seed"),
@@ -208,12 +214,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--accelerator", default="cpu", help="cpu, gpu, auto")
     parser.add_argument("--out", type=Path, default=None, help=f"default: {EVAL} beside the weights")
+    parser.add_argument(
+        "--from",
+        dest="convention",
+        choices=sorted(CONVENTIONS),
+        default=None,
+        help="a published checkpoint of another project: build and normalize as its authors did",
+    )
     args = parser.parse_args(argv)
     try:
         if args.out is None and run_dir_of(args.weights) is not None:
             refuse_links(run_dir_of(args.weights))  # eval.json is written beside a run only if it holds no links
         result = evaluate(
-            args.weights, args.data, args.dataset, args.split, args.views, args.which, args.batch_size, args.accelerator
+            args.weights,
+            args.data,
+            args.dataset,
+            args.split,
+            args.views,
+            args.which,
+            args.batch_size,
+            args.accelerator,
+            args.convention,
         )
         out = args.out or default_out(args.weights)
         record_eval(out, result)

@@ -7,17 +7,22 @@ from typing import Any
 
 from torch import nn
 
-from resnet_repro.models import CifarResNet, ImageNetResNet
-from resnet_repro.use.weights import WeightsError, load_record, network_name, read_weights
+from resnet_repro.models.registry import ARCHITECTURES
+from resnet_repro.use.weights import WeightsError, build, load_record, network_name, read_weights
 
 
-def with_weights(arch: str, kwargs: dict[str, Any], weights: str | Path | None, which: str) -> nn.Module:
-    """A fresh network of `arch` (arguments left None take the constructor's defaults), or the one `weights`
-    record, checked against the arguments given."""
+def with_weights(
+    arch: str, kwargs: dict[str, Any], weights: str | Path | None, which: str, convention: str | None = None
+) -> nn.Module:
+    """A fresh network of `arch` (arguments left None take the constructor's defaults; any other argument of its
+    constructor is taken by name), or the one `weights` record, checked against the arguments given."""
     asked = {k: v for k, v in kwargs.items() if v is not None}
+    unknown = ARCHITECTURES[arch].unknown(asked)
+    if unknown:
+        raise WeightsError(f"{arch} takes no argument {', '.join(map(repr, unknown))}")
     if weights is None:
-        return (CifarResNet if arch == "CifarResNet" else ImageNetResNet)(**asked)
-    record = read_weights(weights, which)
+        return build({"arch": arch, "kwargs": asked})
+    record = read_weights(weights, which, convention)
     clash = {k: v for k, v in asked.items() if k in record["kwargs"] and record["kwargs"][k] != v}
     if record["arch"] != arch or clash:
         raise WeightsError(f"{weights} holds {network_name(record)}, not what was asked ({arch}, {asked})")
@@ -31,10 +36,14 @@ def cifar_resnet(
     num_classes: int | None = None,
     weights: str | Path | None = None,
     which: str = "best",
+    convention: str | None = None,
+    **options: Any,
 ) -> nn.Module:
-    """A CIFAR network of Sec. 4.2 (ResNet-20 with option A unless told); with `weights`, trained and in eval mode."""
-    kwargs = {"depth": depth, "residual": residual, "shortcut": shortcut, "num_classes": num_classes}
-    return with_weights("CifarResNet", kwargs, weights, which)
+    """A CIFAR network of Sec. 4.2 (ResNet-20 with option A unless told); with `weights`, trained and in eval mode
+    (`convention`: a published checkpoint of another project, use/conventions.py). `options`: any other argument
+    of CifarResNet (pad, zero_init_residual)."""
+    kwargs = {"depth": depth, "residual": residual, "shortcut": shortcut, "num_classes": num_classes, **options}
+    return with_weights("CifarResNet", kwargs, weights, which, convention)
 
 
 def imagenet_resnet(
@@ -45,7 +54,9 @@ def imagenet_resnet(
     stride_in_1x1: bool | None = None,
     weights: str | Path | None = None,
     which: str = "best",
+    **options: Any,
 ) -> nn.Module:
-    """An ImageNet network of Table 1 (ResNet-50, option B unless told); with `weights`, trained and in eval mode."""
-    kwargs = {"depth": depth, "residual": residual, "shortcut": shortcut, "num_classes": num_classes}
+    """An ImageNet network of Table 1 (ResNet-50, option B unless told); with `weights`, trained and in eval mode.
+    `options`: any other argument of ImageNetResNet."""
+    kwargs = {"depth": depth, "residual": residual, "shortcut": shortcut, "num_classes": num_classes, **options}
     return with_weights("ImageNetResNet", {**kwargs, "stride_in_1x1": stride_in_1x1}, weights, which)

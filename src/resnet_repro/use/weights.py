@@ -4,9 +4,10 @@ weights (a state_dict and the constructor's arguments) that load with torch alon
     net = resnet_repro.load_model("outputs/fig6/net=resnet56/seed=0")        # eval mode, on the CPU
     python -m resnet_repro.export outputs/fig6/net=resnet56/seed=0           # -> .../resnet56-<recipe_id>-seed0.pt
 
-Three kinds of weights are understood: a run directory (or a checkpoint inside one), an exported file, and a
+Four kinds of weights are understood: a run directory (or a checkpoint inside one), an exported file, a
 torchvision ResNet state_dict (`torchvision.models.resnet50().state_dict()`), which our ImageNetResNet loads with
-torchvision's stride placement (`stride_in_1x1=False`).
+torchvision's stride placement (`stride_in_1x1=False`), and a published checkpoint of another project read through
+its convention (`convention="akamaster"`, conventions.py).
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from torch import nn
 
 from resnet_repro.errors import UserError
 from resnet_repro.files import atomic_write, load_checkpoint, read_json
-from resnet_repro.models import CifarResNet, ImageNetResNet
 from resnet_repro.models.imagenet import IMAGENET_LAYOUTS
+from resnet_repro.models.registry import ARCHITECTURES, architecture
 from resnet_repro.runs.layout import CHECKPOINTS, EXPORT, LAST, RECIPE, RESULTS, refuse_links
+from resnet_repro.use import conventions
 
 EXPORT_FORMAT = "resnet-repro-weights/1"
-ARCHITECTURES: dict[str, type[nn.Module]] = {"CifarResNet": CifarResNet, "ImageNetResNet": ImageNetResNet}
-MODEL_ARGS = ("depth", "residual", "shortcut", "num_classes", "stride_in_1x1", "zero_init_residual")
 
 
 class WeightsError(UserError):
@@ -35,19 +35,25 @@ class WeightsError(UserError):
 
 def model_spec(recipe: dict[str, Any]) -> dict[str, Any]:
     """{"arch": class name, "kwargs": constructor arguments} of a run's network, from its recorded recipe."""
-    arch = str(recipe.get("model._target_", "")).rsplit(".", 1)[-1]
-    if arch not in ARCHITECTURES:
+    arch = architecture(str(recipe.get("model._target_", "")))
+    if arch is None:
         raise WeightsError(f"the recipe's model {recipe.get('model._target_')!r} is not one of this project's networks")
     missing = [f"model.{key}" for key in ("depth", "num_classes") if f"model.{key}" not in recipe]
     if missing:
         raise WeightsError(f"the recorded recipe lacks {', '.join(missing)}, so its network cannot be rebuilt")
-    kwargs = {key: recipe[f"model.{key}"] for key in MODEL_ARGS if f"model.{key}" in recipe}
-    return {"arch": arch, "kwargs": kwargs}
+    kwargs = {key: recipe[f"model.{key}"] for key in arch.arguments if f"model.{key}" in recipe}
+    return {"arch": arch.name, "kwargs": kwargs}
 
 
 def build(spec: dict[str, Any]) -> nn.Module:
     """The network of a spec, freshly initialized."""
-    return ARCHITECTURES[spec["arch"]](**spec["kwargs"])
+    arch = ARCHITECTURES.get(spec["arch"]) if isinstance(spec.get("arch"), str) else None
+    if arch is None or not isinstance(spec.get("kwargs"), dict):
+        raise ValueError(f"{spec.get('arch')!r} with {spec.get('kwargs')!r} is not a network of this project")
+    unknown = arch.unknown(spec["kwargs"])
+    if unknown:
+        raise ValueError(f"{arch.name} takes no argument {', '.join(map(repr, unknown))}")
+    return arch.cls(**spec["kwargs"])
 
 
 def run_dir_of(path: Path) -> Path | None:
@@ -128,7 +134,7 @@ def read_run(path: Path, which: str = "best") -> dict[str, Any]:
     }
 
 
-def torchvision_spec(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+def torchvision_spec(state: dict[str, torch.Tensor], path: Path) -> dict[str, Any]:
     """The ImageNetResNet that loads a torchvision ResNet state_dict (depth from its blocks per stage)."""
     counts = tuple(len({m.group(1) for k in state if (m := re.match(rf"layer{i}\.(\d+)\.", k))}) for i in range(1, 5))
     bottleneck = any(k.endswith("conv3.weight") for k in state)
@@ -141,27 +147,67 @@ def torchvision_spec(state: dict[str, torch.Tensor]) -> dict[str, Any]:
         None,
     )
     if depth is None or "fc.weight" not in state:
-        raise WeightsError(
-            "the weights are not a ResNet this project knows: a run directory, a file written by "
-            "`python -m resnet_repro.export`, or a torchvision ResNet-18/34/50/101/152 state_dict"
-        )
+        raise WeightsError(foreign(path, state))
     kwargs = {"depth": depth, "shortcut": "B", "num_classes": state["fc.weight"].shape[0], "stride_in_1x1": False}
     return {"arch": "ImageNetResNet", "kwargs": kwargs}
 
 
-def read_weights(path: str | Path, which: str = "best") -> dict[str, Any]:
-    """Any weights this project understands, as an export record (spec, state_dict and what is known of them)."""
+def read_weights(path: str | Path, which: str = "best", convention: str | None = None) -> dict[str, Any]:
+    """Any weights this project understands, as an export record (spec, state_dict and what is known of them).
+
+    `convention`: read a published checkpoint of another project as its authors' code builds and feeds it
+    (conventions.CONVENTIONS)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise WeightsError(f"{path} does not exist")
+    if convention is not None:
+        return read_foreign(path, convention)
     if path.is_dir() or (path.suffix == ".ckpt" and run_dir_of(path) is not None):
         return read_run(path, which)
-    data = load_checkpoint(path)  # data only: a pickle payload is refused, never run
+    data = load_checkpoint(path)  # data only: a pickle payload is refused, never run; on the CPU
     if data.get("format") == EXPORT_FORMAT:
         return {**data, "source": str(path)}
-    if all(isinstance(v, torch.Tensor) for v in data.values()):
-        return {"format": "torchvision", **torchvision_spec(data), "state_dict": data, "source": str(path)}
-    raise WeightsError(f"{path} holds neither exported weights nor a state_dict")
+    if data and all(isinstance(v, torch.Tensor) for v in data.values()) and not conventions.matching(data, path):
+        return {"format": "torchvision", **torchvision_spec(data, path), "state_dict": data, "source": str(path)}
+    raise WeightsError(foreign(path, data))
+
+
+def read_foreign(path: Path, name: str) -> dict[str, Any]:
+    """A published checkpoint read through the convention `name`."""
+    if name not in conventions.CONVENTIONS:
+        raise WeightsError(f"--from {name}: no such convention (known: {', '.join(conventions.CONVENTIONS)})")
+    data = load_checkpoint(path)
+    record = conventions.read(data, conventions.CONVENTIONS[name], path)
+    if record is None:
+        raise WeightsError(f"{foreign(path, data).split('; ', 1)[0]}; the {name} convention does not read it")
+    return {"format": EXPORT_FORMAT, "recipe_id": None, "seed": None, "step": None, "metrics": {}, **record}
+
+
+def foreign(path: Path, data: dict[str, Any]) -> str:
+    """One line on a file this project does not read as it is: what it holds and what reads it."""
+    keys = list(data)
+    state = next(
+        (
+            v
+            for v in (data, *data.values())
+            if isinstance(v, dict) and v and all(isinstance(t, torch.Tensor) for t in v.values())
+        ),
+        {},
+    )
+    names = f"parameters named {', '.join(map(str, list(state)[:3]))} ..."
+    if state is data:
+        holds = f"{path} holds a state_dict with {names}"
+    else:
+        holds = f"{path} holds top-level keys {', '.join(map(str, keys[:6]))}{' ...' if len(keys) > 6 else ''}"
+        holds += f" and {names}" if state else ""
+    readers = conventions.matching(data, path)
+    if readers:
+        return f"{holds}; read it with --from {readers[0]} (weights=..., convention='{readers[0]}' in Python)"
+    known = ", ".join(conventions.CONVENTIONS)
+    return (
+        f"{holds}; not a run, an export or a torchvision ResNet state_dict, and no convention reads it (known: "
+        f"{known}; a new one is a declaration in resnet_repro/use/conventions.py)"
+    )
 
 
 def load_record(record: dict[str, Any], map_location: str | torch.device = "cpu") -> nn.Module:
@@ -172,19 +218,22 @@ def load_record(record: dict[str, Any], map_location: str | torch.device = "cpu"
         raise WeightsError(f"{record['source']}: cannot build {network_name(record)}: {err}") from None
     try:
         model.load_state_dict(record["state_dict"], strict=True)
-    except RuntimeError as err:
+    except (RuntimeError, ValueError) as err:
         first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
         raise WeightsError(f"{record['source']}: the weights do not fit {network_name(record)}: {first}") from None
     return model.to(map_location).eval()
 
 
-def load_model(path: str | Path, which: str = "best", map_location: str | torch.device = "cpu") -> nn.Module:
-    """The trained network of a run directory (or a checkpoint in one), an exported file or a torchvision ResNet
-    state_dict: rebuilt from the recorded recipe, loaded with strict=True, in eval mode, on `map_location`.
+def load_model(
+    path: str | Path, which: str = "best", map_location: str | torch.device = "cpu", convention: str | None = None
+) -> nn.Module:
+    """The trained network of a run directory (or a checkpoint in one), an exported file, a torchvision ResNet
+    state_dict or a published checkpoint of another project (`convention`, conventions.py): rebuilt from the
+    recorded recipe, loaded with strict=True, in eval mode, on `map_location`.
 
     `which` (run directories): "best" (by val error; without a val split, the final weights) or "last".
     """
-    return load_record(read_weights(path, which), map_location)
+    return load_record(read_weights(path, which, convention), map_location)
 
 
 def network_name(record: dict[str, Any]) -> str:
@@ -192,21 +241,22 @@ def network_name(record: dict[str, Any]) -> str:
     return f"{record['arch']}({', '.join(f'{k}={v!r}' for k, v in record['kwargs'].items())})"
 
 
-def export(run: str | Path, out: str | Path | None = None, which: str = "best") -> Path:
-    """Write a run's network as plain weights, loadable with torch alone:
+def export(run: str | Path, out: str | Path | None = None, which: str = "best", convention: str | None = None) -> Path:
+    """Write a run's network (or a published checkpoint read through its `convention`) as plain weights, loadable
+    with torch alone:
 
         data = torch.load(path, weights_only=True)
         net = CifarResNet(**data["kwargs"]); net.load_state_dict(data["state_dict"])
 
-    Default `out`: <run>/export/<arch>-<depth>-<recipe_id>-seed<seed>.pt. Written atomically.
+    Default `out` (runs only): <run>/export/<arch>-<depth>-<recipe_id>-seed<seed>.pt. Written atomically.
     """
-    record = read_weights(run, which)
+    record = read_weights(run, which, convention)
     if record["format"] != EXPORT_FORMAT:
-        raise WeightsError(f"{run} is not a run of this project")
+        raise WeightsError(f"{run} is not a run of this project (a published checkpoint: --from NAME)")
     load_record(record)  # weights that do not fit their network are refused here, not written
     kwargs = record["kwargs"]
     name = f"{'resnet' if kwargs.get('residual', True) else 'plain'}{kwargs['depth']}"
-    run_dir = run_dir_of(Path(run))
+    run_dir = run_dir_of(Path(run)) if convention is None else None
     if out is None:
         if run_dir is None:
             raise WeightsError(f"{run} is not inside a run directory: give the file to write (--out)")
