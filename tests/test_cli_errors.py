@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import write_cifar_folder
-from tests.helpers import TINY, run_cli
+from tests.helpers import REPO, TINY, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -80,3 +82,12 @@ def test_bad_input_gives_one_clear_message(
     assert len(result.stderr.strip().splitlines()) <= 12
     assert not (run_dir / "results.json").exists()
     assert not list(tmp_path.rglob("results.json"))
+
+
+@pytest.mark.parametrize("module", ["resnet_repro.report", "resnet_repro.export", "resnet_repro.evaluate"])
+def test_help_texts_are_whole_sentences(module: str) -> None:
+    """--help prints the command's first paragraph whole (export's used to stop at "as a plain weights")."""
+    result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0
+    description = " ".join(result.stdout.split("\n\n")[1].split())
+    assert description.endswith((".", ")")), description

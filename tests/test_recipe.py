@@ -286,3 +286,14 @@ def test_a_checkpoint_of_another_recipe_is_not_resumed(default_run: Path, tiny_c
         "last.ckpt holds a run of another recipe; differing keys: optim.lr (recorded 0.1, asked 0.05)" in result.stderr
     )
     assert snapshot(run_dir) == before
+
+
+def test_precision_names_are_canonical_in_the_recipe() -> None:
+    """Lightning's short names train the same way as the long ones: one recipe (and one run directory) for both."""
+    official = {"source": "official"}
+    for short, canonical in (("bf16", "bf16-mixed"), ("32", "32-true"), ("16", "16-mixed")):
+        recipe = make_recipe(compose_config([f"trainer.precision={short}"]), official)
+        assert recipe["trainer.precision"] == canonical
+        assert fingerprint(recipe) == fingerprint(
+            make_recipe(compose_config([f"trainer.precision={canonical}"]), official)
+        )

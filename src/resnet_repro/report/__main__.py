@@ -14,7 +14,9 @@ from resnet_repro.report.render import write_report
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m resnet_repro.report", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m resnet_repro.report", description=" ".join(__doc__.split("\n\n")[0].split())
+    )
     parser.add_argument("sweeps", nargs="*", type=Path, help="sweep directories (their runs hold recipe.json)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <first sweep>/report)")
     parser.add_argument(

@@ -77,6 +77,10 @@ INERT_WHEN_OFF = {
 ADDED_LATER = {"data.flip": True, "model.pad": "after"}
 
 
+# Lightning's short precision names and the ones they stand for: one recipe for what trains the same way
+PRECISIONS = {"32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-true"}
+
+
 class RecipeMismatchError(UserError):
     """A run directory that holds another recipe (or seed) than the one asked for."""
 
@@ -100,6 +104,8 @@ def make_recipe(cfg: DictConfig, data_identity: dict[str, Any]) -> dict[str, Any
     """The run's recipe: flat, sorted, JSON values; `data_identity` adds what the data was (data.source, ...)."""
     flat = flatten(OmegaConf.to_container(cfg, resolve=True))
     flat.update({f"data.{key}": value for key, value in data_identity.items()})
+    if "trainer.precision" in flat:  # bf16 and bf16-mixed train alike: one recipe, under the canonical name
+        flat["trainer.precision"] = PRECISIONS.get(str(flat["trainer.precision"]), flat["trainer.precision"])
     off = [switch for switch in INERT_WHEN_OFF if switch in flat and (flat[switch] is None or flat[switch] is False)]
     inert = {key for switch in off for key in INERT_WHEN_OFF[switch]}
     inert |= {key for key, before in ADDED_LATER.items() if key in flat and flat[key] == before}

@@ -202,7 +202,9 @@ def record_eval(out: Path, result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m resnet_repro.evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m resnet_repro.evaluate", description=" ".join(__doc__.split("\n\n")[0].split())
+    )
     parser.add_argument("weights", type=Path, help="a run directory, an exported file or a torchvision state_dict")
     parser.add_argument(
         "--data", type=Path, default=None, help="the dataset's root (as data.root in training; default: the run's)"

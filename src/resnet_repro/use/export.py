@@ -14,7 +14,9 @@ from resnet_repro.use.weights import export
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m resnet_repro.export", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m resnet_repro.export", description=" ".join(__doc__.split("\n\n")[0].split())
+    )
     parser.add_argument("run", type=Path, help="a run directory (or a checkpoint inside one), or a file with --from")
     parser.add_argument("--which", choices=("best", "last"), default="best", help="best by val error, or final")
     parser.add_argument("--out", type=Path, default=None, help="the file to write (default: <run>/export/...)")
