@@ -4,9 +4,10 @@
     torch.hub.load("/path/to/resnet-repro", "imagenet_resnet", source="local", depth=50)
     torch.hub.load("/path/to/resnet-repro", "cifar_resnet", source="local", weights="outputs/fig6/net=resnet56/seed=0")
 
-`weights`: a run directory (or a checkpoint in one), a file from `python -m resnet_repro.export`, or (ImageNet) a
-torchvision ResNet state_dict; the network is then rebuilt from what the weights record, and the other arguments
-must agree with it.
+`weights`: a run directory (or a checkpoint in one), a file from `python -m resnet_repro.export`, (ImageNet) a
+torchvision ResNet state_dict, or with `convention="akamaster"` (CIFAR) a published checkpoint of another project;
+the network is then rebuilt from what the weights record, and the other arguments must agree with it. The code that
+runs is this checkout's (src/), whatever copy of resnet_repro is installed.
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ from pathlib import Path
 
 dependencies = ["torch"]
 
-try:
-    import resnet_repro  # noqa: F401  (installed)
-except ImportError:  # a checkout that was not installed: its src/ holds the package
-    sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
+SRC = Path(__file__).resolve().parent / "src"  # this checkout's code: torch.hub runs it, never another copy's
+sys.path.insert(0, str(SRC))
+import resnet_repro  # noqa: E402
+
+if not Path(resnet_repro.__file__).resolve().is_relative_to(SRC):
+    raise ImportError(
+        f"resnet_repro is already imported from {Path(resnet_repro.__file__).parent}, not from this checkout ({SRC}): "
+        "load the hub entry points in a fresh process, or use that copy's own hubconf.py"
+    )
 
 from resnet_repro.use.hub import cifar_resnet, imagenet_resnet  # noqa: E402
 

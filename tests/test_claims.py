@@ -380,3 +380,31 @@ def test_quick_runs_keep_a_setting_of_their_own(tmp_path: Path) -> None:
     verdicts = {r["setting"].startswith("1,000 of 64,000"): r["verdict"] for r in results}
     assert verdicts == {True: HOLDS, False: INCONCLUSIVE}
     assert len(results) == 2
+
+
+def test_audit_findings_on_the_scorecard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What the outside audit of this design found: a depth series' 'holds' asserts its trend (a truly reversed
+    step makes 'does not hold' correct too, not 'holds' false); seeds are never promised for an effect that goes
+    against the claim; a world file with a label that names no network or a non-finite number is refused."""
+    from resnet_repro.report import calibrate
+
+    world = calibrate.paper_world()[0]
+    nets = {**world.nets, "ResNet-56": {**world.nets["ResNet-56"], "test_err": (7.30, 0.2)}}  # 44 -> 56 reversed
+    reversed_step = calibrate.World("reversed", "cifar", "cifar10", nets, "")
+    claim3 = next(c for c in CLAIMS if c.id == 3)
+    assert calibrate.truth(claim3, reversed_step) == {HOLDS, FAILS}
+    assert calibrate.truth(claim3, world) == {HOLDS}
+    assert calibrate.truth(claim3, world.null()) == set()
+    for seed, value in enumerate((-1.0, -1.3, -1.6)):  # below the bound: no seeds make claim 11 hold
+        add_run(tmp_path / "sweep", ["net=plain20"], seed, 9.6, gradients=[10**value, 1.0])
+        add_run(tmp_path / "sweep", ["net=plain56"], seed, 13.3, gradients=[10 ** (value - 0.01), 1.0])
+    result = one(tmp_path / "sweep", 11)
+    assert result["verdict"] == INCONCLUSIVE and result["seeds_needed"]["seeds_needed"] is None
+    assert "goes against the claim" in result["seeds_needed"]["why"]
+    for nets_value in ({"ResNet": {"test_err": [8.0, 0.2]}}, {"ResNet-20": {"test_err": [float("nan"), 0.2]}}):
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({"family": "cifar", "dataset": "cifar10", "nets": nets_value}))
+        with pytest.raises(SystemExit) as exit_info:
+            report_main(["--calibrate", "--world", str(bad), "--sims", "5"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.count("\n") == 1 and "--world" in err, err

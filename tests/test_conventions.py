@@ -214,3 +214,37 @@ def test_one_table_of_architectures_and_a_new_argument_reaches_recipe_load_model
     model = load_model(run_dir, which="last")
     assert model.pad == "both" and model.layer2[0].downsample.pad == "both"
     assert cifar_resnet(weights=run_dir, which="last", pad="both").pad == "both"
+
+
+def test_audit_findings_on_the_checkpoints(published: dict, tmp_path: Path) -> None:
+    """Our own bare CIFAR state_dicts are not read as akamaster's (their classifier is `linear`); this project's
+    ImageNet exports written before the stride placement was recorded still load; hub refuses an argument the
+    weights hold at its default; an export's default file name takes no path from a record."""
+    ours = tmp_path / "ours.pt"
+    torch.save(CifarResNet(20, residual=False).state_dict(), ours)
+    with pytest.raises(WeightsError, match="no convention reads it"):
+        load_model(ours)
+    export = {
+        "format": "resnet-repro-weights/1",
+        "arch": "ImageNetResNet",
+        "source": "x",
+        "recipe": {},
+        "kwargs": {"depth": 50, "num_classes": 10},
+        "state_dict": ImageNetResNet(50, num_classes=10).state_dict(),
+    }
+    del export["state_dict"]["stride_in_1x1"]  # as written before this commit
+    torch.save(export, tmp_path / "old.pt")
+    assert bool(load_model(tmp_path / "old.pt").stride_in_1x1)
+    appended = tmp_path / "appended.pt"
+    torch.save(
+        {
+            **export,
+            "arch": "CifarResNet",
+            "kwargs": {"depth": 20, "num_classes": 10},
+            "state_dict": CifarResNet(20).state_dict(),
+        },
+        appended,
+    )
+    with pytest.raises(WeightsError, match="not what was asked"):
+        cifar_resnet(pad="both", weights=appended)
+    assert cifar_resnet(checkpoint_stages=True, weights=appended).checkpoint_stages

@@ -176,3 +176,19 @@ def test_evaluate_refuses_bad_input(trained_run: Path, tiny_cifar: Path, tiny_im
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and message in errors[0], (message, result.stderr[-2000:])
         assert "Traceback" not in result.stderr
+
+
+def test_torch_hub_runs_its_own_checkouts_code(tmp_path: Path) -> None:
+    """Another resnet_repro first on the path (an installed copy, say) does not replace the checkout's code."""
+    fake = tmp_path / "elsewhere" / "resnet_repro"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise RuntimeError('the wrong copy ran')\n")
+    code = (
+        "import inspect, torch; "
+        f"net = torch.hub.load({str(REPO)!r}, 'cifar_resnet', source='local', depth=20); "
+        "print(inspect.getfile(type(net)))"
+    )
+    env = {**__import__("os").environ, "PYTHONPATH": str(fake.parent)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert Path(result.stdout.strip()).is_relative_to(REPO / "src")

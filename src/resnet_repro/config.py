@@ -18,7 +18,6 @@ CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # a link to the repo
 
 
 @cache
-@cache
 def net_keys() -> tuple[str, ...]:
     """The recipe keys that name a network: the model's class and every key a named net (conf/net/*.yaml) sets,
     its warm-up included (Sec. 4.2: ResNet-110's warm-up is part of its recipe), with the options of those keys'

@@ -84,8 +84,8 @@ class ImageNetResNet(nn.Module):
             if bool(self.stride_in_1x1):
                 raise ValueError(
                     "these weights do not record their stride placement (torchvision's do not: their strides sit on "
-                    f"the 3x3 conv): build ImageNetResNet({self.depth}, stride_in_1x1=False) for them, or load "
-                    "them with resnet_repro.load_model, which does"
+                    f"the 3x3 conv): build ImageNetResNet({self.depth}, stride_in_1x1=False) for them; a run or "
+                    "export of this project loads with resnet_repro.load_model, which knows its placement"
                 )
             state[key] = torch.tensor(False)
         elif bool(state[key]) != bool(self.stride_in_1x1):

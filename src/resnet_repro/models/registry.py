@@ -38,7 +38,12 @@ class Architecture:
 
     def unknown(self, kwargs: dict[str, Any]) -> list[str]:
         """The names in `kwargs` that the constructor does not take."""
-        return [name for name in kwargs if name not in self.parameters]
+        return [name for name in kwargs if name not in inspect.signature(self.cls).parameters]
+
+    def complete(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """`kwargs` with every argument left out at its constructor default (what a network built from them has)."""
+        defaults = {name: p.default for name, p in self.parameters.items() if p.default is not inspect.Parameter.empty}
+        return {**defaults, **{k: v for k, v in kwargs.items() if k in self.parameters}}
 
 
 ARCHITECTURES = {

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,12 @@ def null_world() -> list[World]:
     return worlds
 
 
+LABEL = re.compile(r"(plain|ResNet)-[1-9][0-9]{0,3}(-[ABC])?")  # plain-56, ResNet-20, ResNet-34-B
+
+
 def read_world(path: Path) -> list[World]:
-    """A world from a JSON file: {"family", "dataset", "nets": {label: {metric: [mean, std]}}, "assumptions"}."""
+    """A world from a JSON file: {"family", "dataset", "nets": {label: {metric: [mean, std]}}, "assumptions"};
+    UserError naming what is wrong otherwise."""
     try:
         data = json.loads(path.read_text())
         nets = {
@@ -110,6 +115,12 @@ def read_world(path: Path) -> list[World]:
         raise UserError(f"--world {path}: not a world file ({err}); see python -m resnet_repro.report --help") from err
     if family not in ("cifar", "imagenet") or not nets:
         raise UserError(f"--world {path}: family must be cifar or imagenet and nets must name networks")
+    for label, metrics in nets.items():
+        if not LABEL.fullmatch(label):
+            raise UserError(f"--world {path}: {label!r} is no network label (plain-56, ResNet-20, ResNet-34-B)")
+        for metric, (mean, std) in metrics.items():
+            if not (math.isfinite(mean) and math.isfinite(std) and std >= 0):
+                raise UserError(f"--world {path}: {label} {metric} needs a finite mean and a std >= 0")
     return [World(path.stem, family, dataset, nets, str(data.get("assumptions", "")))]
 
 
@@ -151,19 +162,22 @@ def sweep(worlds: list[World], seeds: int, rng: random.Random) -> list[tuple[str
     return settings
 
 
-def truth(claim: claims.Claim, world: World) -> str | None:
-    """What the world's means make of `claim`: holds, does not hold, neither (an effect of exactly zero, or a
-    value on the bound), or None when the world lacks a network or metric it needs."""
+def truth(claim: claims.Claim, world: World) -> frozenset[str] | None:
+    """The decisive verdicts on `claim` that the world's means make correct: "holds" when every comparison is
+    true there (a depth series' steps aside: "holds" asserts its trend and that no step is shown reversed, not
+    that every step falls), "does not hold" when any comparison, a step included, is false there; empty when
+    neither is (an effect of exactly zero, a value on the bound); None when the world lacks a network or metric
+    the claim needs."""
     means = {net: {m: mean for m, (mean, _) in metrics.items()} for net, metrics in world.nets.items()}
     if any(net not in means or c.metric not in means[net] for c in claim.comparisons for net in c.nets):
         return None
-    verdicts = []
+    holds, fails = True, False
     for c in claim.comparisons:
         values = [means[net][c.metric] for net in c.nets]
         if c.kind == "similar":
             margin, gap = c.margin.of(values[:1]), values[1] - values[0]
             inside = gap < margin if c.margin.one_sided else abs(gap) < margin
-            verdicts.append(HOLDS if inside else FAILS)
+            holds, fails = holds and inside, fails or not inside
             continue
         if c.kind == "trend":
             x = [math.log2(int(net.split("-")[1])) for net in c.nets]
@@ -173,18 +187,15 @@ def truth(claim: claims.Claim, world: World) -> str | None:
             effect = values[0] - c.bound
         else:
             effect = values[1] - values[0]
-        sign = 1 if c.expect in (claims.HIGHER, claims.ABOVE) else -1
-        if c.kind == "reversal":
-            verdicts.append(FAILS if effect * sign < 0 else HOLDS)
-        else:
-            verdicts.append(HOLDS if effect * sign > 0 else FAILS if effect * sign < 0 else "neither")
-    if FAILS in verdicts:
-        return FAILS
-    return HOLDS if all(v == HOLDS for v in verdicts) else "neither"
+        effect *= 1 if c.expect in (claims.HIGHER, claims.ABOVE) else -1  # > 0: the way the claim says
+        fails = fails or effect < 0
+        if c.kind != "reversal":
+            holds = holds and effect > 0
+    return frozenset({HOLDS} if holds else set()) | frozenset({FAILS} if fails else set())
 
 
-def false_verdict(verdict: str, true: str | None) -> bool:
-    return (verdict == HOLDS and true != HOLDS) or (verdict == FAILS and true != FAILS)
+def false_verdict(verdict: str, correct: frozenset[str] | None) -> bool:
+    return verdict in (HOLDS, FAILS) and verdict not in (correct or frozenset())
 
 
 def simulate(worlds: list[World], seeds: int, sims: int, rng: random.Random) -> dict[str, Any]:
@@ -203,7 +214,7 @@ def simulate(worlds: list[World], seeds: int, sims: int, rng: random.Random) -> 
                 wrong[r.id] += 1
                 found = True
         any_false += found
-    true_claims = {c.id for c in claims.CLAIMS if any(truths[(c.id, d)] == HOLDS for d in by_dataset)}
+    true_claims = {c.id for c in claims.CLAIMS if any(HOLDS in (truths[(c.id, d)] or ()) for d in by_dataset)}
     return {
         "any_false": any_false / sims,
         "power": {str(i): (holds[i] / sims if i in true_claims else None) for i in holds},

@@ -230,8 +230,8 @@ CLAIMS = [
     ),
     Claim(
         5,
-        "Layer responses (Fig. 7's networks): ResNet-20 and ResNet-56 respond less than plain-20 and plain-56, and "
-        "ResNet-20 > ResNet-56 > ResNet-110",
+        "Layer responses (Fig. 7's networks): ResNet-20 responds less than plain-20 and ResNet-56 less than "
+        "plain-56, and ResNet-20 > ResNet-56 > ResNet-110",
         "ResNets have generally smaller responses than their plain counterparts. [...] When there are more layers, "
         "an individual layer of ResNets tends to modify the signal less.",
         "Sec. 4.2, Fig. 7",
@@ -281,8 +281,8 @@ CLAIMS = [
     ),
     Claim(
         8,
-        "ImageNet: no vanishing gradients in plain-18 and plain-34: at no 3x3 layer is the gradient norm below a "
-        "tenth of that at the last 3x3 layer (weakest layer, log10 ratio above −1)",
+        "ImageNet: no vanishing gradients in plain-18 and plain-34: the weakest 3x3 layer's gradient norm is above a "
+        "tenth of the last 3x3 layer's (the mean over seeds of log10 of their ratio is above −1)",
         "We also verify that the backward propagated gradients exhibit healthy norms with BN.",
         "Sec. 4.1",
         "imagenet",
@@ -318,8 +318,8 @@ CLAIMS = [
     ),
     Claim(
         11,
-        "No vanishing gradients in plain-20 and plain-56: at no 3x3 layer is the gradient norm below a tenth of that "
-        "at the last 3x3 layer (weakest layer, log10 ratio above −1)",
+        "No vanishing gradients in plain-20 and plain-56: the weakest 3x3 layer's gradient norm is above a tenth of "
+        "the last 3x3 layer's (the mean over seeds of log10 of their ratio is above −1)",
         "We also verify that the backward propagated gradients exhibit healthy norms with BN. (said of ImageNet's "
         "plain-18/34)",
         "Sec. 4.1",
@@ -502,13 +502,18 @@ def comparison_power(c: Comparison, effect: float, std: float, n: int, alpha: fl
     if c.kind == "reversal":
         return 1.0  # a step decides only against the claim
     if c.kind == "trend":
+        if (effect > 0) != (c.expect == HIGHER):
+            return 0.0  # a trend the other way never decides for the claim
         depths = [math.log2(int(net.split("-")[1])) for net in c.nets]
         mean_x = sum(depths) / len(depths)
         se = std / math.sqrt(n * sum((x - mean_x) ** 2 for x in depths))
         return stats.power(effect / se, n * len(depths) - 2, alpha)
     if c.kind == "bound":
+        if effect <= c.bound:
+            return 0.0
         return stats.power((effect - c.bound) / (std / math.sqrt(n)), n - 1, alpha)
-    se, dof = std * math.sqrt(2 / n), 2 * n - 2
+    # Welch's degrees of freedom lie between n - 1 and 2n - 2: planning with the smaller errs toward more seeds
+    se, dof = std * math.sqrt(2 / n), n - 1
     if c.kind == "similar":
         margin = c.margin.of([reference])
         upper = stats.power((margin - effect) / se, dof, alpha, sided=1)
@@ -521,9 +526,9 @@ def comparison_power(c: Comparison, effect: float, std: float, n: int, alpha: fl
 
 def seeds_needed(claim: Claim, dataset: str | None, groups: list[Group], m: int) -> dict[str, Any]:
     """The seeds per network at which every comparison of `claim` decides for it with probability >= 80%
-    together, at the paper's effect (on the paper's dataset, where it gives a number; the observed effect
-    otherwise) and the spread observed in this setting, each test at alpha / m (Holm's first, strictest step over
-    the scorecard's m comparisons)."""
+    together (the product of their powers, as if independent), at the paper's effect (on the paper's dataset,
+    where it gives a number; the observed effect otherwise) and the spread observed in this setting, each test at
+    alpha / m (Holm's first, strictest step over the scorecard's m comparisons)."""
     by_label = {g.label: g for g in groups}
     alpha = (1 - stats.LEVEL) / m
     plan = []
@@ -551,6 +556,13 @@ def seeds_needed(claim: Claim, dataset: str | None, groups: list[Group], m: int)
             interval = judge(c, {net: by_label[net] for net in c.nets}, None).interval
             effect, source, reference = interval.estimate, "the observed", sum(observed[0]) / len(observed[0])
         plan.append((c, effect, std[0], reference, source))
+    against = [c.what for c, e, s, ref, _ in plan if comparison_power(c, e, s, 50, alpha, ref) == 0.0]
+    if against:
+        return {
+            "seeds_needed": None,
+            "why": f"the effect seen goes against the claim ({', '.join(against)}): no "
+            "number of seeds would decide for it",
+        }
     for n in range(2, 51):
         total = math.prod(comparison_power(c, e, s, n, alpha, ref) for c, e, s, ref, _ in plan)
         if total >= POWER:

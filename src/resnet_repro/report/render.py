@@ -154,7 +154,8 @@ RULES = [
     "otherwise; then the report says how many seeds per network would give 80% power. "
     "`python -m resnet_repro.report --calibrate` measures both by simulation.",
     '"Falls (rises) with depth" is a significant trend per doubling of depth and no step between adjacent '
-    "depths significantly the other way (steps are tested only against the claim).",
+    "depths significantly the other way: *holds* on a depth series asserts the trend and that no step is shown "
+    "reversed, not that every step falls (a small reversal the seeds cannot resolve does not stop it).",
     "**Margins and bounds** are stated with their source on the metric's own scale, in the design table below.",
     "**Noise floors**: one run per side is tested against the seed spread pooled over the replicates of the same "
     "setting, never another setting's or the paper's; without replicates it is not tested.",

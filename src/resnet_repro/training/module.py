@@ -99,6 +99,9 @@ class ResNetModule(pl.LightningModule):
         weights = checkpoint.get("state_dict", {})
         for key in [k for k in weights if k.startswith(FORMER_ALIASES)]:
             del weights[key]  # a second copy of model.*, in checkpoints of earlier versions
+        placement = getattr(self.model, "stride_in_1x1", None)
+        if isinstance(placement, torch.Tensor) and weights and "model.stride_in_1x1" not in weights:
+            weights["model.stride_in_1x1"] = placement.clone()  # the run's own, from before it was recorded
         state = checkpoint.get("final_epoch", {})
         self.final_from = state.get("from")
         for name, metric in (("err", self.final_err), ("loss", self.final_loss)):

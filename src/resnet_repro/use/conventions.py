@@ -27,6 +27,8 @@ class Convention:
     kwargs: dict[str, Any] = field(default_factory=dict)  # constructor arguments its networks all have
     normalize: str = "pixel_mean"  # data.normalize of its inputs (data/transforms.py)
     filled: tuple[str, ...] = ()  # buffer names its files lack (saved by older PyTorch), filled with zeros
+    marks: tuple[str, ...] = ()  # patterns of keys only its files have: a file without them is not its
+    max_depth: int = 1202  # the deepest network it publishes: a file claiming more blocks is not built
 
     def rename(self, key: str) -> str:
         for pattern, replacement in self.renames:
@@ -44,6 +46,7 @@ CONVENTIONS = {
         kwargs={"residual": True, "shortcut": "A", "pad": "both"},  # LambdaLayer: planes // 4 zeros on each side
         normalize="imagenet_mean_std",  # ToTensor, Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
         filled=("num_batches_tracked",),
+        marks=(r"(^|\.)linear\.weight$",),  # their classifier is `linear` (ours and torchvision's: fc)
     ),
 }
 
@@ -69,11 +72,11 @@ def read(data: dict[str, Any], convention: Convention, path: Path) -> dict[str, 
     """The weights of a loaded foreign file as {arch, kwargs, state_dict, recipe, convention}, or None when the
     file does not hold what the convention says."""
     found = state_of(data, convention)
-    if found is None:
+    if found is None or not all(any(re.search(mark, str(key)) for key in found) for mark in convention.marks):
         return None
-    state = {convention.rename(key): value for key, value in found.items()}
+    state = {convention.rename(str(key)): value for key, value in found.items()}
     shape = cifar_kwargs(state)
-    if shape is None:
+    if shape is None or shape["depth"] > convention.max_depth:
         return None
     kwargs = {**shape, **convention.kwargs}
     for key in [k for k in state if k.endswith(".running_var")]:  # every BN: the buffers older files lack

@@ -16,17 +16,24 @@ def with_weights(
 ) -> nn.Module:
     """A fresh network of `arch` (arguments left None take the constructor's defaults; any other argument of its
     constructor is taken by name), or the one `weights` record, checked against the arguments given."""
+    table = ARCHITECTURES[arch]
     asked = {k: v for k, v in kwargs.items() if v is not None}
-    unknown = ARCHITECTURES[arch].unknown(asked)
+    unknown = table.unknown(asked)
     if unknown:
         raise WeightsError(f"{arch} takes no argument {', '.join(map(repr, unknown))}")
+    runtime = {k: v for k, v in asked.items() if k not in table.parameters}  # memory options (checkpoint_stages)
+    asked = {k: v for k, v in asked.items() if k in table.parameters}
     if weights is None:
-        return build({"arch": arch, "kwargs": asked})
+        return build({"arch": arch, "kwargs": {**asked, **runtime}})
     record = read_weights(weights, which, convention)
-    clash = {k: v for k, v in asked.items() if k in record["kwargs"] and record["kwargs"][k] != v}
+    held = table.complete(record["kwargs"]) if record["arch"] == arch else {}  # arguments it left at the default
+    clash = {k: v for k, v in asked.items() if held.get(k) != v}
     if record["arch"] != arch or clash:
         raise WeightsError(f"{weights} holds {network_name(record)}, not what was asked ({arch}, {asked})")
-    return load_record(record)
+    model = load_record(record)
+    for name, value in runtime.items():
+        setattr(model, name, value)
+    return model
 
 
 def cifar_resnet(

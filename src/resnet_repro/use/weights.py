@@ -216,8 +216,11 @@ def load_record(record: dict[str, Any], map_location: str | torch.device = "cpu"
         model = build(record)
     except (TypeError, ValueError) as err:  # constructor arguments that no network of its class takes
         raise WeightsError(f"{record['source']}: cannot build {network_name(record)}: {err}") from None
+    state = dict(record["state_dict"])
+    if "stride_in_1x1" in model.state_dict() and "stride_in_1x1" not in state and record["format"] != "torchvision":
+        state["stride_in_1x1"] = model.stride_in_1x1.clone()  # ours, written before the placement was recorded
     try:
-        model.load_state_dict(record["state_dict"], strict=True)
+        model.load_state_dict(state, strict=True)
     except (RuntimeError, ValueError) as err:
         first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
         raise WeightsError(f"{record['source']}: the weights do not fit {network_name(record)}: {first}") from None
@@ -261,7 +264,10 @@ def export(run: str | Path, out: str | Path | None = None, which: str = "best", 
         if run_dir is None:
             raise WeightsError(f"{run} is not inside a run directory: give the file to write (--out)")
         refuse_links(run_dir)  # a stranger's export/ may be a link to elsewhere
-        out = run_dir / EXPORT / f"{name}-{record['recipe_id']}-seed{record['seed']}.pt"
+        recipe_id, seed = record.get("recipe_id"), record.get("seed")
+        if not (isinstance(recipe_id, str) and re.fullmatch(r"[0-9a-f]{8,64}", recipe_id)) or type(seed) is not int:
+            raise WeightsError(f"{run}: its recorded recipe_id or seed is not one a run writes: give the file (--out)")
+        out = run_dir / EXPORT / f"{name}-{recipe_id}-seed{seed}.pt"
     out = Path(out)
     record = {**record, "source": str(Path(record["source"]).resolve())}
     atomic_write(out, lambda tmp: torch.save(record, tmp))
