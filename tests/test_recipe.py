@@ -297,3 +297,24 @@ def test_precision_names_are_canonical_in_the_recipe() -> None:
         assert fingerprint(recipe) == fingerprint(
             make_recipe(compose_config([f"trainer.precision={canonical}"]), official)
         )
+
+
+def test_one_override_shortens_a_run(tiny_cifar: Path, tmp_path: Path) -> None:
+    """The paper's schedule is relative to the run's length (lr steps at 50% and 75%, Sec. 4.2's 32k and 48k of
+    64k; an evaluation cadence that divides it), resolved to numbers in the recipe: the paper's recipe keeps its
+    id, and trainer.max_steps alone shortens a run."""
+    official = {"source": "official"}
+    explicit = ["optim.milestones=[32000,48000]", "trainer.val_check_interval=1000"]
+    assert make_recipe(compose_config([]), official) == make_recipe(compose_config(explicit), official)
+    short = compose_config(["trainer.max_steps=20"])
+    assert list(short.optim.milestones) == [10, 15] and short.trainer.val_check_interval == 20
+    assert compose_config(["trainer.max_steps=1500"]).trainer.val_check_interval == 750
+    keep = [
+        o for o in TINY if not o.startswith(("optim.milestones", "trainer.val_check_interval", "trainer.max_steps"))
+    ]
+    result = run_cli(
+        [*keep, "trainer.max_steps=8", f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={tmp_path}"]
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    recipe = json.loads((tmp_path / "recipe.json").read_text())["recipe"]
+    assert recipe["optim.milestones"] == [4, 6] and json.loads((tmp_path / "results.json").read_text())["step"] == 8

@@ -76,4 +76,18 @@ def run_dirname(overrides: list[str]) -> str:
     return short_name(",".join(sorted(kept)))
 
 
+def at_fractions(steps: int, fractions: list[float]) -> list[int]:
+    """Iterations at fractions of a run's length: ${at_fractions:${trainer.max_steps},[0.5,0.75]} is the paper's
+    32k and 48k of 64k (Sec. 4.2), and scales with trainer.max_steps; the recipe records the numbers."""
+    return [round(steps * fraction) for fraction in fractions]
+
+
+def eval_every(steps: int, most: int) -> int:
+    """The evaluation cadence that fits a run: the largest divisor of `steps` up to `most` iterations, so the
+    final weights are evaluated (1000 for the paper's 64k; 20 for a run of 20)."""
+    return max(d for d in range(1, min(steps, most) + 1) if steps % d == 0) if steps >= 1 else most
+
+
 OmegaConf.register_new_resolver("run_dirname", run_dirname, replace=True)
+OmegaConf.register_new_resolver("at_fractions", at_fractions, replace=True)
+OmegaConf.register_new_resolver("eval_every", eval_every, replace=True)

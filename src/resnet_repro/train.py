@@ -72,7 +72,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     check_train_size(datamodule.provenance.get("train_images"), cfg.data.batch_size)
     module = ResNetModule(
         model,
-        **OmegaConf.to_container(cfg.optim),
+        **OmegaConf.to_container(cfg.optim, resolve=True),
         eval_names=tuple(datamodule.eval_names()),
         top5=cfg.top5,
         log_every=cfg.log_every,
