@@ -8,6 +8,7 @@ import platform
 import socket
 import subprocess
 import time
+from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,10 @@ import torch
 SEGMENT_KEYS = ("commit", "host", "cpu", "gpu", "torch", "lightning", "python")
 
 
+@cache
 def git_commit() -> str | None:
-    """The project's commit, when it runs from a git checkout."""
+    """The project's commit when this process loaded it, from a git checkout: asked once, so a commit made while a
+    sweep runs is not recorded for runs that execute the code loaded before it."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True)
     except OSError:
