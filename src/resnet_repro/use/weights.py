@@ -1,8 +1,8 @@
 """A trained network out of a run: rebuilt from the run's recorded recipe, loaded strictly, exported as plain
 weights (a state_dict and the constructor's arguments) that load with torch alone.
 
-    net = resnet_repro.load_model("outputs/fig6/net=resnet56/seed=0")        # eval mode, on the CPU
-    python -m resnet_repro.export outputs/fig6/net=resnet56/seed=0           # -> .../resnet56-<recipe_id>-seed0.pt
+    net = resnet_repro.load_model("outputs/cifar10/net=resnet56/seed=0")        # eval mode, on the CPU
+    python -m resnet_repro.export outputs/cifar10/net=resnet56/seed=0           # -> .../resnet56-<recipe_id>-seed0.pt
 
 Four kinds of weights are understood: a run directory (or a checkpoint inside one), an exported file, a
 torchvision ResNet state_dict (`torchvision.models.resnet50().state_dict()`), which our ImageNetResNet loads with
