@@ -54,9 +54,11 @@ def test_multirun_report_and_skip_completed(tiny_cifar: Path, tmp_path: Path) ->
     assert first.returncode == 1, first.stderr[-3000:]  # every run recorded, then a non-zero exit
     assert (
         first.stderr.strip().splitlines()[-1]
-        == f"error: 2 completed, 2 diverged: see {tmp_path}/sweep/report/report.md"
+        == f"error: 2 completed, 2 diverged: its report: python -m resnet_repro.report {tmp_path}/sweep"
     )
     assert "run 4 of 4 finished" in first.stdout + first.stderr
+    table = [line for line in first.stdout.splitlines() if line.startswith("  ") and "at step" in line]
+    assert len(table) == 4 and sum("completed at step 24 in" in line and "test error" in line for line in table) == 2
     sweep = tmp_path / "sweep"
     assert statuses(sweep, "model.residual", "optim.lr") == {
         (True, 0.1): "completed",

@@ -187,7 +187,11 @@ def run(cfg: DictConfig) -> float | None:
         log.exception("run %s failed", out_dir)
         results = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
         record.write_failure(out_dir, {**results, "config": OmegaConf.to_container(cfg, resolve=True)})
-    progress(job, "skipped" if results.get("skipped") else "finished", out_dir, results["status"])
+    progress(
+        job, "skipped" if results.get("skipped") else "finished", out_dir, results["status"], record.ended(results)
+    )
+    if not multirun and results["status"] == "completed":
+        print(f"{out_dir}: {record.ended(results)}", flush=True)  # how the run ended, in one line
     if results["status"] in ("diverged", "stopped"):
         print(f"error: {results['error']}; recorded in {out_dir / RESULTS}", file=sys.stderr)
         if not multirun:

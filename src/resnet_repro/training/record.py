@@ -93,6 +93,20 @@ def final_metrics(
     return metrics
 
 
+def ended(results: dict[str, Any]) -> str:
+    """How a run ended, in one line: its status, steps, time and final errors (what results.json records)."""
+    metrics = results.get("metrics") or {}
+    words = [f"{results.get('status', 'unknown')} at step {results.get('step', '?')}"]
+    if isinstance(results.get("wall_time_s"), int | float):
+        words[0] += f" in {results['wall_time_s'] / 60:.1f} min"
+    errors = [
+        f"{name} {metrics[key]:.2f}%"
+        for key, name in (("test_err", "test error"), ("train_err", "training error (final epoch)"))
+        if isinstance(metrics.get(key), int | float)
+    ]
+    return ": ".join([words[0], ", ".join(errors)]) if errors else words[0]
+
+
 def write(trainer: pl.Trainer, run_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
     """Write results.json (under DDP, from the global rank 0 alone, while it still holds the run); return it."""
     if trainer.is_global_zero:

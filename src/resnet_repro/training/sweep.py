@@ -80,7 +80,14 @@ class SweepProgress(Callback):
         parts = [f"{n} {status}" for status, n in counts.items() if n and status != "held"]
         if counts["held"]:  # trained by another process (a second sweep of the same runs): not a failure
             parts.append(f"{counts['held']} held by another process ({'; '.join(holders)})")
-        summary = f"{', '.join(parts)}: see {Path(sweep['sweep_dir']) / 'report' / 'report.md'}"
+        sweep_dir = Path(sweep["sweep_dir"])
+        for outcome in outcomes:  # a table of the runs, one line each: how each ended
+            where = Path(str(outcome.get("run_dir", "?")))
+            shown = where.relative_to(sweep_dir) if where.is_relative_to(sweep_dir) else where
+            print(f"  {shown}: {outcome.get('ended', outcome['status'])}", flush=True)
+        report = sweep_dir / "report" / "report.md"
+        then = f"see {report}" if report.is_file() else f"its report: python -m resnet_repro.report {sweep_dir}"
+        summary = f"{', '.join(parts)}: {then}"
         if any(status not in ("completed", "held") for status, n in counts.items() if n):
             raise SweepFailed(summary)
         print(summary, flush=True)
@@ -98,15 +105,22 @@ def close_ledger() -> None:
 
 
 def announce(
-    job: int, event: str, run_dir: Path, status: str | None = None, holder: dict[str, Any] | None = None
+    job: int,
+    event: str,
+    run_dir: Path,
+    status: str | None = None,
+    ended: str | None = None,
+    holder: dict[str, Any] | None = None,
 ) -> None:
-    """Log "run k of n <event>: <dir>" and, with a status, record the outcome (and a holder) in the sweep's ledger.
-    Only jobs of a multirun call it (a single run that inherited the variable writes in no one's ledger)."""
+    """Log "run k of n <event>: <dir> (<how it ended>)" and, with a status, record the outcome (and a holder) in the
+    sweep's ledger. Only jobs of a multirun call it (a single run that inherited the variable writes in no one's
+    ledger)."""
     ledger = os.environ.get(LEDGER_ENV)
     if ledger is None or not (Path(ledger) / "sweep.json").is_file():  # no sweep, or its ledger is gone
         return
     total = (read_json(Path(ledger) / "sweep.json") or {}).get("total", "?")
-    shown = f"held by another process, {holder_text(holder)}" if holder else status
+    shown = f"held by another process, {holder_text(holder)}" if holder else (ended or status)
     log.info("run %d of %s %s: %s%s", job + 1, total, event, run_dir, f" ({shown})" if shown else "")
     if status is not None:
-        write_json(Path(ledger) / f"job-{job:06d}.json", {"run_dir": str(run_dir), "status": status, "holder": holder})
+        outcome = {"run_dir": str(run_dir), "status": status, "ended": ended or status, "holder": holder}
+        write_json(Path(ledger) / f"job-{job:06d}.json", outcome)
