@@ -42,7 +42,9 @@ def test_other_datasets_and_lr_sweeps_keep_their_own_rows(tmp_path: Path) -> Non
     assert paper_recipe["test err"] == "8.70 ± 0.28" and paper_recipe["paper"] == "8.75"
     assert paper_recipe["ours − paper"] == "-0.05"
     lr_row = next(r for r in rows if r["n"] == "1")
-    assert lr_row["test err"] == "30.00" and "optim.lr = 0.05 (paper: 0.1)" in lr_row["paper"]
+    setting = lr_row["paper"].split("`")[1]
+    assert lr_row["test err"] == "30.00" and lr_row["paper"] == f"not comparable (setting `{setting}`)"
+    assert f"Setting `{setting}` is not the paper's recipe: optim.lr = 0.05 (paper: 0.1)." in cifar10
     assert lr_row["ours − paper"] == "–"
     (c100,) = row(cifar100, "ResNet-20")
     assert c100["test err"] == "33.00" and "paper has no number" in c100["paper"]
@@ -74,14 +76,16 @@ def test_a_recipe_that_is_not_the_papers_gets_no_difference(tmp_path: Path) -> N
     add_run(tmp_path, quick, 0, 57.3, data=FOLDER)
     report = write_report([tmp_path], tmp_path / "report").read_text()
     (cells,) = row(report, "ResNet-56")
-    assert cells["paper"].startswith("not comparable: ") and cells["ours − paper"] == "–"
+    assert cells["paper"].startswith("not comparable (setting `") and cells["ours − paper"] == "–"
+    said = next(line for line in report.splitlines() if line.startswith("Setting `"))
+    assert report.count(said) == 1  # once under the table, not in every row
     for words in (
         "1,000 of 64,000 iterations",
         "image folder, not the official files",
         "5,000-image test subset",
         "precision bf16-mixed (paper: 32-true)",
     ):
-        assert words in cells["paper"], words
+        assert words in said, words
 
 
 def test_unreadable_run_files_are_left_out_not_fatal(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from resnet_repro.report.stats import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Inter
 from resnet_repro.runs.recipe import fingerprint
 
 TRAIN = "python -m resnet_repro.train -m"
+CIFAR = "data.root=/path/to/cifar10"  # the Not-run commands run as printed once the path is the user's
 HIGHER, LOWER, SIMILAR, ABOVE = "higher", "lower", "similar", "above"
 UNITS = {"test_err": "pp", "train_err": "pp", "response": "std", "gradient_decay": "decades"}
 METRIC_WORDS = {
@@ -183,7 +184,7 @@ CLAIMS = [
         "Fig. 1 (Sec. 1)",
         "cifar",
         CIFAR10_PAPER,
-        f"{TRAIN} experiment=fig6 seed=0,1,2",
+        f"{TRAIN} experiment=fig6 seed=0,1,2 {CIFAR}",
         (
             Comparison("difference", "train_err", HIGHER, ("plain-20", "plain-56")),
             Comparison("difference", "test_err", HIGHER, ("plain-20", "plain-56")),
@@ -191,12 +192,13 @@ CLAIMS = [
     ),
     Claim(
         2,
-        "Residual learning overcomes it: ResNet-56 has lower training error and lower test error than plain-56",
+        "Residual learning overcomes the degradation: ResNet-56 has lower training error and lower test error than "
+        "plain-56",
         "our ResNets manage to overcome the optimization difficulty",
         "Sec. 4.2, Fig. 6",
         "cifar",
         CIFAR10_PAPER,
-        f"{TRAIN} experiment=fig6 seed=0,1,2",
+        f"{TRAIN} experiment=fig6 seed=0,1,2 {CIFAR}",
         (
             Comparison("difference", "train_err", LOWER, ("plain-56", "ResNet-56")),
             Comparison("difference", "test_err", LOWER, ("plain-56", "ResNet-56")),
@@ -210,7 +212,7 @@ CLAIMS = [
         "Sec. 4.2, Table 6",
         "cifar",
         CIFAR10_PAPER,
-        f"{TRAIN} experiment=table6 seed=0,1,2,3,4",
+        f"{TRAIN} experiment=table6 seed=0,1,2,3,4 {CIFAR}",
         grows("test_err", ("ResNet-20", "ResNet-32", "ResNet-44", "ResNet-56", "ResNet-110"), LOWER),
     ),
     Claim(
@@ -222,7 +224,7 @@ CLAIMS = [
         "Sec. 4.2, Table 6",
         "cifar",
         CIFAR10_PAPER,
-        f"{TRAIN} experiment=resnet1202 seed=0 (and experiment=table6)",
+        f"{TRAIN} experiment=table6 seed=0 {CIFAR} && {TRAIN} experiment=resnet1202 seed=0 {CIFAR}",
         (
             Comparison("difference", "test_err", HIGHER, ("ResNet-110", "ResNet-1202")),
             Comparison("similar", "train_err", SIMILAR, ("ResNet-110", "ResNet-1202"), TRAIN_SIMILAR),
@@ -237,7 +239,7 @@ CLAIMS = [
         "Sec. 4.2, Fig. 7",
         "cifar",
         CIFAR10_PAPER,
-        f"{TRAIN} experiment=fig7 seed=0,1,2",
+        f"{TRAIN} experiment=fig7 seed=0,1,2 {CIFAR}",
         (
             Comparison("difference", "response", LOWER, ("plain-20", "ResNet-20")),
             Comparison("difference", "response", LOWER, ("plain-56", "ResNet-56")),
@@ -256,7 +258,7 @@ CLAIMS = [
         "Sec. 4.1, Table 3 (ImageNet)",
         "cifar",
         None,
-        f"{TRAIN} experiment=shortcuts_cifar seed=0,1,2 (and experiment=fig6)",
+        f"{TRAIN} experiment=fig6 seed=0,1,2 {CIFAR} && {TRAIN} experiment=shortcuts_cifar seed=0,1,2 {CIFAR}",
         (
             *every_pair(("ResNet-20", "ResNet-20-B", "ResNet-20-C"), OPTIONS_OTHER),
             *every_pair(("ResNet-56", "ResNet-56-B", "ResNet-56-C"), OPTIONS_OTHER),
@@ -313,7 +315,7 @@ CLAIMS = [
         "Sec. 4.2, Fig. 6 left",
         "cifar",
         CIFAR10_PAPER,
-        f"{TRAIN} experiment=fig6 seed=0,1,2",
+        f"{TRAIN} experiment=fig6 seed=0,1,2 {CIFAR}",
         grows("train_err", ("plain-20", "plain-32", "plain-44", "plain-56"), HIGHER),
     ),
     Claim(
@@ -325,7 +327,7 @@ CLAIMS = [
         "Sec. 4.1",
         "cifar",
         None,
-        f"{TRAIN} experiment=fig6 seed=0,1,2",
+        f"{TRAIN} experiment=fig6 seed=0,1,2 {CIFAR}",
         (
             Comparison("bound", "gradient_decay", ABOVE, ("plain-20",), bound=-1.0),
             Comparison("bound", "gradient_decay", ABOVE, ("plain-56",), bound=-1.0),

@@ -159,7 +159,8 @@ RULES = [
     "**Margins and bounds** are stated with their source on the metric's own scale, in the design table below.",
     "**Noise floors**: one run per side is tested against the seed spread pooled over the replicates of the same "
     "setting, never another setting's or the paper's; without replicates it is not tested.",
-    "**Training error** is the mean over the final epoch of training (augmented batches in train mode, as Fig. "
+    "**Training error** is the mean over the last epoch of training, or over the whole run when it is shorter than "
+    "an epoch (`train_window` iterations in runs.json; augmented batches in train mode, as Fig. "
     "6's curves), whatever the logging interval.",
     "A claim tested on a dataset where the paper does not make it is marked *our extension*.",
 ]
@@ -329,11 +330,17 @@ def dataset_section(
     titles = ["net", "recipe", *(title for title, _ in columns), *PAPER_COLUMNS.get(family, PAPER_COLUMNS["cifar"])]
     lines = [f"## {groups[0].title}: error by network", ""]
     lines += ["| " + " | ".join(titles) + " |", "|---|---|" + "---:|" * len(columns) + "---|---|"]
+    departed: dict[str, list[str]] = {}  # each setting's departures from the paper, said once under the table
     for group in groups:
         cells = [cell(group) for _, cell in columns]
         cells += paper_cells(group, group.values("test_err"), family == "imagenet")
+        if cells[-2].startswith("not comparable"):
+            departed[fingerprint(group.setting)[:8]] = departures(group)
+            cells[-2] = f"not comparable (setting `{fingerprint(group.setting)[:8]}`)"
         lines.append(f"| {group.label} | {recipe_cell(group)} | " + " | ".join(cells) + " |")
     lines.append("")
+    for setting, words in departed.items():
+        lines += [f"Setting `{setting}` is not the paper's recipe: {'; '.join(words)}.", ""]
     if family == "cifar":  # Fig. 6 and Fig. 7 are CIFAR figures
         for i, setting in enumerate(settings):
             suffix = "" if len(settings) == 1 else f"-{i + 1}"
