@@ -87,14 +87,16 @@ def test_tensorboard_serves_runs_hparams_figures_and_fig6_layout(tiny_cifar: Pat
             "optim.weight_decay",
             "optim.milestones",
             "trainer.max_steps",
-            "optim.warmup_lr",
             "seed",
             "data.name",
         } <= columns
+        assert "optim.warmup_lr" not in columns  # no run of the sweep has a warm-up: absent, not 0.0
+        types = {info["name"]: info["type"] for info in experiment["hparamInfos"]}
+        assert types["model.residual"] == "DATA_TYPE_BOOL" and types["model.depth"] == "DATA_TYPE_FLOAT64"
         assert not any("_target_" in c or c.startswith(("callbacks", "data.root", "hydra")) for c in columns)
         assert len(columns) <= 16
         metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
-        assert {"hparams/test_err", "hparams/train_err"} <= metrics
+        assert {"hparams/test_err", "hparams/train_err"} <= metrics and "hparams/test_err5" not in metrics
 
         board = next(run for run in images if run.endswith("report/tb"))
         assert {"report/fig6-cifar10", "report/fig7-cifar10"} <= set(images[board])

@@ -38,7 +38,7 @@ from resnet_repro.training.analysis import record_responses, save_analyses
 from resnet_repro.training.build import instantiate, make_callbacks
 from resnet_repro.training.callbacks import AtomicCheckpointIO
 from resnet_repro.training.checks import check_train_size, validate
-from resnet_repro.training.hparams import run_hparams, run_metrics
+from resnet_repro.training.hparams import log_hparams, run_hparams, run_metrics
 from resnet_repro.training.module import DivergedError, ResNetModule
 from resnet_repro.training.sweep import StopSweep, SweepFailed, announce, close_ledger
 
@@ -130,7 +130,7 @@ def fit_and_test(
     metrics = record.final_metrics(trainer, module, val, test)
     save_analyses(trainer, out_dir, responses)
     recipe, seed = results["recipe"], results["seed"]
-    trainer.logger.log_hyperparams(run_hparams(recipe, results["recipe_id"], seed), run_metrics(metrics))
+    log_hparams(trainer.logger, run_hparams(recipe, results["recipe_id"], seed), run_metrics(metrics))
     trainer.logger.finalize("success")
     results = record.end(results, trainer, "completed", metrics, warmup_end_step=module.schedule().warmup_end_step)
     return record.write(trainer, out_dir, results)
