@@ -316,6 +316,7 @@ def test_one_override_shortens_a_run(tiny_cifar: Path, tmp_path: Path) -> None:
         [*keep, "trainer.max_steps=8", f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={tmp_path}"]
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "Tip:" not in result.stdout + result.stderr and "LeafSpec" not in result.stdout + result.stderr  # quiet
     last = result.stdout.strip().splitlines()[-1]  # how the run ended, in one line
     assert last.startswith(f"{tmp_path}: completed at step 8 in ") and "test error" in last and "training error" in last
     recipe = json.loads((tmp_path / "recipe.json").read_text())["recipe"]

@@ -38,6 +38,7 @@ from resnet_repro.training.analysis import record_responses, save_analyses
 from resnet_repro.training.build import instantiate, make_callbacks
 from resnet_repro.training.callbacks import AtomicCheckpointIO
 from resnet_repro.training.checks import check_train_size, validate
+from resnet_repro.training.console import quiet_console
 from resnet_repro.training.hparams import log_hparams, run_hparams, run_metrics
 from resnet_repro.training.module import DivergedError, ResNetModule
 from resnet_repro.training.sweep import StopSweep, SweepFailed, announce, close_ledger
@@ -207,6 +208,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
 def main() -> None:
     """The command line: bad input of any kind is one line on stderr and exit code 2, never a traceback."""
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors; they are reported once, here
+    quiet_console()
     try:
         hydra_main()
     except (UserError, HydraException, OmegaConfBaseException, StopSweep) as err:

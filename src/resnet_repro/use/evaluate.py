@@ -33,6 +33,7 @@ from resnet_repro.files import read_json, write_json
 from resnet_repro.models.registry import ARCHITECTURES
 from resnet_repro.runs.layout import EVAL, RESULTS, refuse_links
 from resnet_repro.runs.provenance import git_commit, machine
+from resnet_repro.training.console import quiet_console
 from resnet_repro.training.module import ResNetModule
 from resnet_repro.use.conventions import CONVENTIONS
 from resnet_repro.use.weights import WeightsError, load_record, network_name, read_weights, run_dir_of
@@ -224,6 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         help="a published checkpoint of another project: build and normalize as its authors did",
     )
     args = parser.parse_args(argv)
+    quiet_console()
     try:
         if args.out is None and run_dir_of(args.weights) is not None:
             refuse_links(run_dir_of(args.weights))  # eval.json is written beside a run only if it holds no links
