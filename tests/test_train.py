@@ -53,6 +53,10 @@ def test_cifar_run_records_everything(tiny_cifar: Path, tmp_path: Path) -> None:
     for tag in ("train/err", "train/loss", "lr", "val/err", "test/err", "train/images_per_s", "layer_responses/std"):
         assert tag in logged, tag
     assert [s for s, _ in logged["train/err"]] == [4, 8, 12, 16, 20, 24]  # against the iteration number
+    # the test set is evaluated once per evaluation step: the final weights by the test pass alone
+    # (Lightning writes a validation at the step before the one it follows: 11 and 23; the test pass at 24)
+    assert [s for s, _ in logged["test/err"]] == [11, 24] and [s for s, _ in logged["val/err"]] == [11, 23]
+    assert dict(logged["test/err"])[24] == pytest.approx(results["metrics"]["test_err"])
     assert (tmp_path / "tb" / "hparams.yaml").is_file()
     # train_err is the mean over the final epoch (350 images / 16 = 21 iterations: 4..24), not the last log_every
     # window: the logged windows of iterations 5..24 plus iteration 4 alone, a 16-image batch's error

@@ -201,7 +201,10 @@ class ResNetModule(pl.LightningModule):
     def validation_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
     ) -> None:
-        self._eval_step(self.eval_names[dataloader_idx], batch)
+        name = self.eval_names[dataloader_idx]
+        if name == "test" and self.trainer.max_steps > 0 and self.global_step >= self.trainer.max_steps:
+            return  # the final weights are tested once, by the test pass that follows fit (train.fit_and_test)
+        self._eval_step(name, batch)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step("test", batch)
