@@ -89,7 +89,7 @@ def test_same_run_started_twice_trains_once(real_cifar: Path, tmp_path: Path) ->
     assert "Traceback" not in second.stderr and "resuming" not in second.stdout + second.stderr
     report = write_report([tmp_path / "sweep"], tmp_path / "report").read_text()
     assert first.poll() is None, "the first command ended before the report: lengthen its run"
-    assert f"`{run_dir}`: held by another process (host {os.uname().nodename}, pid {first.pid}" in report
+    assert f"`run`: held by another process (host {os.uname().nodename}, pid {first.pid}" in report  # below the sweep
 
     assert first.wait(timeout=600) == 0, first.communicate()[0][-3000:]
     alone = run_cli([*args, f"hydra.run.dir={tmp_path / 'alone'}"])
@@ -175,7 +175,7 @@ def test_resume_by_another_commit_records_two_segments(tiny_cifar: Path, tmp_pat
     assert [(s["steps"], s["commit"]) for s in segments] == [([0, at], old), ([at, 408], new)]
     report = write_report([tmp_path / "sweep"], tmp_path / "report").read_text()
     section = report.split("## Runs resumed by other code, machines or library versions")[1].split("##")[0]
-    assert f"`{run_dir}`: steps 0-{at}: commit {old[:12]}; steps {at}-408: commit {new[:12]}" in section
+    assert f"`run`: steps 0-{at}: commit {old[:12]}; steps {at}-408: commit {new[:12]}" in section
 
 
 def fail_part_way(monkeypatch: pytest.MonkeyPatch, name: str, after: int = 0) -> None:

@@ -192,3 +192,17 @@ def test_torch_hub_runs_its_own_checkouts_code(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert Path(result.stdout.strip()).is_relative_to(REPO / "src")
+
+
+def test_evaluate_reads_the_runs_own_image_cache(tmp_path: Path) -> None:
+    """A run trained with data.cache_dir is evaluated from that cache: nothing is decoded into the data root."""
+    from tests.conftest import write_cifar_folder
+
+    data = write_cifar_folder(tmp_path / "data", 40, 10)
+    cache, run_dir = tmp_path / "cache", tmp_path / "run"
+    args = [*TINY, f"data.root={data}", f"data.cache_dir={cache}", "model.depth=8", f"hydra.run.dir={run_dir}"]
+    result = run_cli(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list(cache.glob("*.pt"))) == 1 and not (data / ".resnet_repro_cache").exists()
+    evaluate_main([str(run_dir), "--which", "last"])
+    assert not (data / ".resnet_repro_cache").exists() and len(list(cache.glob("*.pt"))) == 1

@@ -141,7 +141,11 @@ def _decode_and_cache(
         save_tensors(cache_file, vars(arrays))
         log.info("cached decoded images in %s", cache_file)
     except (OSError, WriteFailed) as err:  # training goes on from the decoded arrays
-        log.warning("not cached: %s; set data.cache_dir to a writable folder to start faster next time", err)
+        log.warning(
+            "training goes on without a cache of the decoded images (%s): the next run decodes them again; "
+            "data.cache_dir=DIR keeps them in a writable folder",
+            err,
+        )
     return arrays
 
 

@@ -65,7 +65,13 @@ def declaration(record: dict[str, Any], dataset: str) -> dict[str, Any]:
 
 
 def cifar_loader(
-    record: dict[str, Any], dataset: str, declared: dict[str, Any], root: Path, split: str, batch_size: int
+    record: dict[str, Any],
+    dataset: str,
+    declared: dict[str, Any],
+    root: Path,
+    split: str,
+    batch_size: int,
+    cache_dir: str | None = None,
 ) -> tuple[TensorLoader, int]:
     """The split of a 32x32 dataset (`declared`: its declaration), normalized as the run was (its recipe's data.*
     settings; the defaults otherwise), and its number of images."""
@@ -81,7 +87,9 @@ def cifar_loader(
             "split to evaluate on; use --split test"
         )
     reader = {key: declared[key] for key in ("num_classes", "official")}
-    data = CifarDataModule(root=root, name=dataset, eval_batch_size=batch_size, **reader, **settings)
+    data = CifarDataModule(
+        root=root, name=dataset, eval_batch_size=batch_size, cache_dir=cache_dir, **reader, **settings
+    )
     data.prepare_data()
     data.setup("test")
     loader = data.val_dataloader()[0] if split == "val" else data.test_dataloader()
@@ -107,14 +115,28 @@ def imagenet_loader(
     return loader, len(images)
 
 
-def recorded_root(weights: str | Path) -> Path:
-    """Where a run's data was (results.json: data.root, or the config's data.root), for `evaluate RUN` without
-    --data; a UserError when the weights are no run or the run did not record it."""
+def recorded_data(weights: str | Path) -> dict[str, Any]:
+    """What a run recorded of its data (results.json: data, and the config's data), empty for weights of no run."""
     run_dir = run_dir_of(Path(weights))
     results = (read_json(run_dir / RESULTS) or {}) if run_dir is not None else {}
     results = results if isinstance(results, dict) else {}
-    data, config = results.get("data"), results.get("config")
+    config = results.get("config")
     config_data = config.get("data") if isinstance(config, dict) else None
+    return {"data": results.get("data"), "config": config_data if isinstance(config_data, dict) else {}}
+
+
+def recorded_cache(weights: str | Path) -> str | None:
+    """The decoded-image cache folder a run was trained with (data.cache_dir), so evaluating it decodes nothing
+    again; None for the default (beside the data) or weights of no run."""
+    cache = recorded_data(weights)["config"].get("cache_dir")
+    return cache if isinstance(cache, str) else None
+
+
+def recorded_root(weights: str | Path) -> Path:
+    """Where a run's data was (results.json: data.root, or the config's data.root), for `evaluate RUN` without
+    --data; a UserError when the weights are no run or the run did not record it."""
+    recorded = recorded_data(weights)
+    data, config_data = recorded["data"], recorded["config"]
     found = [d.get("root") for d in (data, config_data) if isinstance(d, dict) and isinstance(d.get("root"), str)]
     root = found[0] if found else None
     if root is None:
@@ -148,7 +170,7 @@ def evaluate(
     root = Path(data_root).expanduser() if data_root is not None else recorded_root(weights)
     if kind == "cifar":
         check_classes(record, f"{dataset} {split}", declared["num_classes"])
-        loader, images = cifar_loader(record, dataset, declared, root, split, batch_size)
+        loader, images = cifar_loader(record, dataset, declared, root, split, batch_size, recorded_cache(weights))
     else:
         loader, images = imagenet_loader(record, root, split, views, batch_size)
     module = ResNetModule(load_record(record), eval_names=("test",), top5=True)
