@@ -20,6 +20,7 @@ import torch
 from resnet_repro import train as train_cli
 from resnet_repro.report import write_report
 from resnet_repro.report.__main__ import main as report_main
+from resnet_repro.report.tb_events import read_scalars
 from resnet_repro.runs.lock import RunLock, holder
 from tests.helpers import REPO, TINY, run_cli
 
@@ -307,3 +308,36 @@ def test_failed_export_write_keeps_the_previous_one(
         "Free space or fix permissions, then rerun"
     ]
     assert out.read_bytes() == before and not list(tmp_path.glob("*.tmp"))
+
+
+def test_ctrl_c_keeps_the_work_and_the_rerun_resumes(tiny_cifar: Path, tmp_path: Path) -> None:
+    """A real SIGINT to a real training process: it stops at the end of an iteration, saves last.ckpt at that step,
+    says how to resume and exits 130; the same command resumes from that step and TensorBoard holds one point per
+    logged step. A sweep stopped the same way prints how each run ended."""
+    keep = [
+        o for o in TINY if not o.startswith(("optim.milestones", "trainer.val_check_interval", "trainer.max_steps"))
+    ]
+    args = [*keep, "trainer.max_steps=400", f"data.root={tiny_cifar}", "model.depth=8"]
+    run_dir = tmp_path / "run"
+    proc = start([*args, f"hydra.run.dir={run_dir}"])
+    wait_until(lambda: any((run_dir / "tb").rglob("events.*")), proc)
+    time.sleep(2)  # some iterations in
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 130, out[-3000:]
+    step = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    assert 0 < step < 400 and f"interrupted at step {step} of 400" in out and "run the same command again" in out
+    assert json.loads((run_dir / "results.json").read_text())["status"] == "interrupted"
+    again = run_cli([*args, f"hydra.run.dir={run_dir}"])
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"from step {step} (last.ckpt)" in again.stdout + again.stderr
+    assert "add the following callbacks" not in again.stdout + again.stderr
+    steps = [s for s, _ in read_scalars(run_dir)["train/err"]]
+    assert steps == list(range(4, 401, 4))  # the first attempt's points past its checkpoint are purged
+    sweep = start(["-m", *args, f"output_root={tmp_path}", "name=sweep", "model.residual=true,false"])
+    wait_until(lambda: any((tmp_path / "sweep").rglob("events.*")), sweep)
+    time.sleep(2)
+    sweep.send_signal(signal.SIGINT)
+    out = sweep.communicate(timeout=300)[0]
+    assert sweep.returncode == 130, out[-3000:]
+    assert "interrupted at step" in out and "1 interrupted, 1 not run: its report: python -m resnet_repro.report" in out

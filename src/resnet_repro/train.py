@@ -26,13 +26,14 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from resnet_repro.config import CONFIG_DIR, VERSION_BASE
 from resnet_repro.errors import UserError
 from resnet_repro.files import interrupted_writes, read_json
-from resnet_repro.runs.layout import CHECKPOINTS, GRADIENT_NORMS, LAYER_RESPONSES, RECIPE, RESULTS, refuse_links
+from resnet_repro.runs.layout import CHECKPOINTS, GRADIENT_NORMS, LAST, LAYER_RESPONSES, RECIPE, RESULTS, refuse_links
 from resnet_repro.runs.lock import LockLost, RunHeldError, hold
-from resnet_repro.runs.recipe import claim_run_dir, fingerprint, make_recipe, resume_checkpoint
+from resnet_repro.runs.recipe import checkpoint_step, claim_run_dir, fingerprint, make_recipe, resume_checkpoint
 from resnet_repro.training import record
 from resnet_repro.training.analysis import record_responses, save_analyses
 from resnet_repro.training.build import instantiate, make_callbacks
@@ -41,7 +42,15 @@ from resnet_repro.training.checks import check_train_size, validate
 from resnet_repro.training.console import quiet_console
 from resnet_repro.training.hparams import log_hparams, run_hparams, run_metrics
 from resnet_repro.training.module import DivergedError, ResNetModule
-from resnet_repro.training.sweep import StopSweep, SweepFailed, announce, close_ledger
+from resnet_repro.training.sweep import (
+    RunInterrupted,
+    StopSweep,
+    SweepFailed,
+    announce,
+    close_ledger,
+    ledger_now,
+    summarize,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,12 @@ def command_overrides() -> list[str]:
         return list(HydraConfig.get().overrides.task)
     except ValueError:  # composed by a test or a notebook
         return []
+
+
+def tensorboard_purge(out_dir: Path, ckpt_path: str | None) -> dict[str, int]:
+    """{"purge_step": N} when the run will resume from step N (SummaryWriter's purge_step), else {}."""
+    step = checkpoint_step(out_dir, ckpt_path)
+    return {"purge_step": step} if step else {}
 
 
 def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
@@ -83,7 +98,8 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
         "trainer",
-        logger=hydra.utils.instantiate(cfg.logger, save_dir=str(out_dir)),
+        # a resumed run's TensorBoard hides what an earlier attempt logged past its checkpoint: one point per step
+        logger=hydra.utils.instantiate(cfg.logger, save_dir=str(out_dir), **tensorboard_purge(out_dir, cfg.ckpt_path)),
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(out_dir),  # where every callback finds the run directory
@@ -119,6 +135,13 @@ def fit_and_test(
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
     except DivergedError as err:
         return record.write(trainer, out_dir, record.end(results, trainer, "diverged", step=err.step, error=str(err)))
+    except SIGTERMException as err:  # Ctrl-C or SIGTERM: callbacks.Interrupts saved checkpoints/last.ckpt
+        error = (
+            f"interrupted at step {trainer.global_step} of {trainer.max_steps}; {CHECKPOINTS}/{LAST} holds that "
+            "step: run the same command again to resume from there"
+        )
+        record.write(trainer, out_dir, record.end(results, trainer, "interrupted", error=error))
+        raise RunInterrupted(error) from err
     if trainer.global_step < trainer.max_steps:  # stopped early (a callback, a signal): not a completed run
         error = (
             f"training stopped at step {trainer.global_step} of {trainer.max_steps} (trainer.max_steps), by a signal, "
@@ -166,6 +189,9 @@ def run(cfg: DictConfig) -> float | None:
     progress(job, "started", out_dir)
     try:
         results = train(cfg, out_dir)
+    except RunInterrupted as err:
+        progress(job, "finished", out_dir, "interrupted", str(err))
+        raise  # the sweep stops here too; main() says how it ended
     except RunHeldError as err:
         if not multirun:
             raise  # main() reports it
@@ -217,6 +243,13 @@ def main() -> None:
     except SweepFailed as failed:  # every run was recorded; some failed or diverged
         print(f"error: {failed}", file=sys.stderr)
         sys.exit(1)
+    except RunInterrupted as interrupted:  # Ctrl-C or SIGTERM: the run saved its step; a sweep says how far it got
+        ledger = ledger_now()
+        if ledger is not None:
+            lines, line, _ = summarize(ledger)
+            print("\n".join([*lines, line]), flush=True)
+        print(f"error: {interrupted}", file=sys.stderr)
+        sys.exit(130)
     except OSError as err:
         if err.filename is None:
             raise

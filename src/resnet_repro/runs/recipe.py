@@ -194,5 +194,16 @@ def resume_checkpoint(run_dir: Path, ckpt_path: str | None, identity: dict[str, 
         log.warning("%s; moved to %s, training this run from the start", err, aside)
         return None
     check_identity(path, recorded, identity)
-    log.info("resuming from %s", path)
+    log.info("resuming %s from step %s (%s)", run_dir, checkpoint_step(run_dir, ckpt_path), path.name)
     return path
+
+
+def checkpoint_step(run_dir: Path, ckpt_path: str | None) -> int | None:
+    """The step a run would resume from (its last.ckpt, or the user's `ckpt_path`), None when there is none or it
+    cannot be read (resume_checkpoint decides what then happens)."""
+    path = Path(ckpt_path).expanduser() if ckpt_path not in (None, "last") else run_dir / CHECKPOINTS / LAST
+    try:
+        step = load_checkpoint(path).get("global_step") if path.is_file() else None
+    except CheckpointError:
+        return None
+    return step if type(step) is int and step > 0 else None

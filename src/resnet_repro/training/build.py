@@ -13,7 +13,7 @@ from pytorch_lightning.callbacks import ProgressBar
 
 from resnet_repro.errors import ConfigError, UserError
 from resnet_repro.training.analysis import GradientNorms
-from resnet_repro.training.callbacks import RunCheckpoint, RunSummary, Segments, StillHeld
+from resnet_repro.training.callbacks import Interrupts, RunCheckpoint, RunSummary, Segments, StillHeld
 
 # what Python says when a call does not fit a signature: an option the constructor does not take, or lacks
 SIGNATURE_ERRORS = ("unexpected keyword argument", "required positional argument", "required keyword-only argument")
@@ -42,7 +42,7 @@ def make_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     """The run's own callbacks (what results.json and gradient_norms.json record, and the lock check), then each of
     conf/callbacks/ in order (progress bars only when progress_bar is true). Exactly one of them must be the run's
     RunCheckpoint: its last.ckpt is what a rerun resumes from."""
-    own = [RunSummary(cfg.log_every), Segments(), GradientNorms(cfg.log_every), StillHeld(cfg.log_every)]
+    own = [RunSummary(cfg.log_every), Segments(), GradientNorms(cfg.log_every), StillHeld(cfg.log_every), Interrupts()]
     chosen = []
     for name, node in cfg.callbacks.items():
         if node is None:

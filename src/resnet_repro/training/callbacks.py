@@ -9,6 +9,9 @@ name any of them, and a callback of the user's is added by config alone (`+callb
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +20,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from resnet_repro.files import atomic_write
 from resnet_repro.runs.layout import CHECKPOINTS, LAST
@@ -87,6 +91,40 @@ class StillHeld(pl.Callback):
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         if trainer.is_global_zero:
             check_held(Path(trainer.default_root_dir))
+
+
+class Interrupts(pl.Callback):
+    """Ctrl-C (SIGINT) and SIGTERM keep the work: the run stops at the next iteration's end (Lightning's own
+    SIGTERM path, a clean state), writes checkpoints/last.ckpt at that step and says how to resume. A second
+    Ctrl-C stops at once, as Python does."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers belong to the main thread
+
+        def stop_at_the_next_iteration(signum: int, frame: Any) -> None:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: now
+            print("\nstopping after this iteration to save a checkpoint (Ctrl-C again to stop at once)", flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)  # Lightning's own handler: it stops at the iteration's end
+
+        self.previous = signal.signal(signal.SIGINT, stop_at_the_next_iteration)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if getattr(self, "previous", None) is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self.on_train_end(trainer, pl_module)
+        if not isinstance(exception, SIGTERMException) or trainer.global_step == 0:
+            return
+        path = Path(trainer.default_root_dir) / CHECKPOINTS / LAST
+        trainer.save_checkpoint(path)  # written atomically (AtomicCheckpointIO), while the run is still held
+        if trainer.is_global_zero:
+            print(
+                f"interrupted at step {trainer.global_step} of {trainer.max_steps}: saved {path}; run the same "
+                "command again to resume from there",
+                flush=True,
+            )
 
 
 C = TypeVar("C", bound=pl.Callback)

@@ -37,6 +37,10 @@ class SweepFailed(BaseException):  # noqa: N818 -- a BaseException: Hydra's laun
     """Some runs of the sweep failed or diverged; the message is the sweep's summary line."""
 
 
+class RunInterrupted(BaseException):  # noqa: N818 -- past Hydra's launchers, like SweepFailed
+    """A run stopped by Ctrl-C or SIGTERM after saving its checkpoint: the sweep stops too, with its summary."""
+
+
 class StopSweep(BaseException):  # noqa: N818
     """Bad input that every job would hit: the sweep stops at the first job with this error's message."""
 
@@ -69,28 +73,43 @@ class SweepProgress(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         ledger = Path(os.environ[LEDGER_ENV])
-        sweep = read_json(ledger / "sweep.json")
-        outcomes = [read_json(p) or {"status": "unknown"} for p in sorted(ledger.glob("job-*.json"))]
+        lines, line, failed = summarize(ledger)
         close_ledger()
-        counts = Counter(o["status"] for o in outcomes)
-        counts["not run"] = sweep["total"] - len(outcomes)
-        holders = sorted(
-            {f"host {o['holder'].get('host')}, pid {o['holder'].get('pid')}" for o in outcomes if o.get("holder")}
-        )
-        parts = [f"{n} {status}" for status, n in counts.items() if n and status != "held"]
-        if counts["held"]:  # trained by another process (a second sweep of the same runs): not a failure
-            parts.append(f"{counts['held']} held by another process ({'; '.join(holders)})")
-        sweep_dir = Path(sweep["sweep_dir"])
-        for outcome in outcomes:  # a table of the runs, one line each: how each ended
-            where = Path(str(outcome.get("run_dir", "?")))
-            shown = where.relative_to(sweep_dir) if where.is_relative_to(sweep_dir) else where
-            print(f"  {shown}: {outcome.get('ended', outcome['status'])}", flush=True)
-        report = sweep_dir / "report" / "report.md"
-        then = f"see {report}" if report.is_file() else f"its report: python -m resnet_repro.report {sweep_dir}"
-        summary = f"{', '.join(parts)}: {then}"
-        if any(status not in ("completed", "held") for status, n in counts.items() if n):
-            raise SweepFailed(summary)
-        print(summary, flush=True)
+        print("\n".join(lines), flush=True)
+        if failed:
+            raise SweepFailed(line)
+        print(line, flush=True)
+
+
+def summarize(ledger: Path) -> tuple[list[str], str, bool]:
+    """A sweep's outcome from its ledger: a line per run (how each ended), the summary line (counts, and where its
+    report is or how to write it), and whether a run did not complete (a run held by another process did)."""
+    sweep = read_json(ledger / "sweep.json") or {}
+    outcomes = [read_json(p) or {"status": "unknown"} for p in sorted(ledger.glob("job-*.json"))]
+    counts = Counter(o["status"] for o in outcomes)
+    counts["not run"] = sweep.get("total", len(outcomes)) - len(outcomes)
+    holders = sorted(
+        {f"host {o['holder'].get('host')}, pid {o['holder'].get('pid')}" for o in outcomes if o.get("holder")}
+    )
+    parts = [f"{n} {status}" for status, n in counts.items() if n and status != "held"]
+    if counts["held"]:  # trained by another process (a second sweep of the same runs): not a failure
+        parts.append(f"{counts['held']} held by another process ({'; '.join(holders)})")
+    sweep_dir = Path(str(sweep.get("sweep_dir", ledger.parent.parent)))
+    lines = []
+    for outcome in outcomes:  # a table of the runs, one line each: how each ended
+        where = Path(str(outcome.get("run_dir", "?")))
+        shown = where.relative_to(sweep_dir) if where.is_relative_to(sweep_dir) else where
+        lines.append(f"  {shown}: {outcome.get('ended', outcome['status'])}")
+    report = sweep_dir / "report" / "report.md"
+    then = f"see {report}" if report.is_file() else f"its report: python -m resnet_repro.report {sweep_dir}"
+    failed = any(status not in ("completed", "held") for status, n in counts.items() if n)
+    return lines, f"{', '.join(parts)}: {then}", failed
+
+
+def ledger_now() -> Path | None:
+    """The ledger of the sweep this process runs, if it runs one."""
+    found = os.environ.get(LEDGER_ENV)
+    return Path(found) if found and (Path(found) / "sweep.json").is_file() else None
 
 
 def close_ledger() -> None:
