@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
 from resnet_repro.runs.recipe import INERT_WHEN_OFF, flatten, is_recipe_key
 
@@ -67,7 +67,7 @@ DIRNAME_ALSO = ("experiment", "trainer", "hydra/launcher", "hydra.launcher.n_job
 def run_dirname(overrides: list[str]) -> str:
     """A run directory's name from the command line's overrides: those that change the recipe, sorted, joined by
     "," (Hydra's override_dirname, but leaving out every key under recipe.NOT_RECIPE, `callbacks.*` included, and
-    the group choices DIRNAME_ALSO), shortened by `short_name`. The config resolver ${run_dirname:...}."""
+    the group choices DIRNAME_ALSO), shortened by `short_name`."""
     kept = []
     for override in overrides:
         key = str(override).split("=", 1)[0].lstrip("+~")
@@ -76,10 +76,10 @@ def run_dirname(overrides: list[str]) -> str:
     return short_name(",".join(sorted(kept)))
 
 
-def at_fractions(steps: int, fractions: list[float]) -> list[int]:
+def at_fractions(steps: int, fractions: list[float]) -> ListConfig:
     """Iterations at fractions of a run's length: ${at_fractions:${trainer.max_steps},[0.5,0.75]} is the paper's
     32k and 48k of 64k (Sec. 4.2), and scales with trainer.max_steps; the recipe records the numbers."""
-    return [round(steps * fraction) for fraction in fractions]
+    return OmegaConf.create([round(steps * fraction) for fraction in fractions])
 
 
 def eval_every(steps: int, most: int) -> int:
@@ -88,6 +88,13 @@ def eval_every(steps: int, most: int) -> int:
     return max(d for d in range(1, min(steps, most) + 1) if steps % d == 0) if steps >= 1 else most
 
 
-OmegaConf.register_new_resolver("run_dirname", run_dirname, replace=True)
+def run_subdir(overrides: list[str], seed: int) -> str:
+    """A run's directory below its sweep: `<run_dirname>/seed=<seed>`, or `seed=<seed>` when no override names it.
+    The config resolver ${run_subdir:${hydra.overrides.task},${seed}}."""
+    name = run_dirname(overrides)
+    return f"{name}/seed={seed}" if name else f"seed={seed}"
+
+
+OmegaConf.register_new_resolver("run_subdir", run_subdir, replace=True)
 OmegaConf.register_new_resolver("at_fractions", at_fractions, replace=True)
 OmegaConf.register_new_resolver("eval_every", eval_every, replace=True)
