@@ -321,3 +321,15 @@ def test_one_override_shortens_a_run(tiny_cifar: Path, tmp_path: Path) -> None:
     assert last.startswith(f"{tmp_path}: completed at step 8 in ") and "test error" in last and "training error" in last
     recipe = json.loads((tmp_path / "recipe.json").read_text())["recipe"]
     assert recipe["optim.milestones"] == [4, 6] and json.loads((tmp_path / "results.json").read_text())["step"] == 8
+
+
+def test_plain_log_lines_when_the_output_is_not_a_terminal(tiny_cifar: Path, tmp_path: Path) -> None:
+    """progress_bar=auto (the default): a captured output (a log file, CI) gets one plain line per log interval,
+    never a bar's control characters."""
+    keep = [o for o in TINY if not o.startswith(("progress_bar", "trainer.max_steps", "optim.milestones"))]
+    result = run_cli(
+        [*keep, "trainer.max_steps=12", f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={tmp_path}"]
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    assert "step 8 of 12" in output and "\x1b[" not in output and "\r" not in output

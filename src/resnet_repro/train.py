@@ -36,7 +36,7 @@ from resnet_repro.runs.lock import LockLost, RunHeldError, hold
 from resnet_repro.runs.recipe import checkpoint_step, claim_run_dir, fingerprint, make_recipe, resume_checkpoint
 from resnet_repro.training import record
 from resnet_repro.training.analysis import record_responses, save_analyses
-from resnet_repro.training.build import instantiate, make_callbacks
+from resnet_repro.training.build import instantiate, make_callbacks, shows_progress_bar
 from resnet_repro.training.callbacks import AtomicCheckpointIO
 from resnet_repro.training.checks import check_train_size, validate
 from resnet_repro.training.console import quiet_console
@@ -103,7 +103,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(out_dir),  # where every callback finds the run directory
-        enable_progress_bar=bool(cfg.progress_bar),
+        enable_progress_bar=shows_progress_bar(cfg.progress_bar),
     )
     recipe = make_recipe(cfg, datamodule.identity())
     identity = {"recipe_id": fingerprint(recipe), "seed": cfg.seed, "recipe": recipe}

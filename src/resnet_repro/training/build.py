@@ -3,6 +3,7 @@ naming its group, and the run's callbacks (its own, then conf/callbacks/ in a lo
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import hydra
@@ -38,6 +39,15 @@ def instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
         raise
 
 
+def shows_progress_bar(setting: Any) -> bool:
+    """progress_bar: true, false, or auto (a bar when the output is a terminal: in a log file a bar is garbage)."""
+    if setting == "auto":
+        return sys.stdout.isatty()
+    if not isinstance(setting, bool):
+        raise ConfigError("progress_bar", f"must be true, false or auto, got {setting!r}")
+    return setting
+
+
 def make_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     """The run's own callbacks (what results.json and gradient_norms.json record, and the lock check), then each of
     conf/callbacks/ in order (progress bars only when progress_bar is true). Exactly one of them must be the run's
@@ -52,7 +62,7 @@ def make_callbacks(cfg: DictConfig) -> list[pl.Callback]:
             raise ConfigError(f"callbacks.{name}", f"{type(callback).__name__} is not a Lightning Callback")
         if isinstance(callback, ProgressBar) and any(isinstance(c, ProgressBar) for c in chosen):
             raise ConfigError(f"callbacks.{name}", "a second progress bar: Lightning shows one")
-        if cfg.progress_bar or not isinstance(callback, ProgressBar):
+        if shows_progress_bar(cfg.progress_bar) or not isinstance(callback, ProgressBar):
             chosen.append(callback)
     if sum(isinstance(c, RunCheckpoint) for c in chosen) != 1:
         raise ConfigError(
