@@ -7,6 +7,7 @@ A new convention is one `Convention(...)` in CONVENTIONS and its test.
 
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,3 +103,14 @@ def read(data: dict[str, Any], convention: Convention, path: Path) -> dict[str, 
 def matching(data: dict[str, Any], path: Path) -> list[str]:
     """The conventions that read this file."""
     return [name for name, convention in CONVENTIONS.items() if read(data, convention, path) is not None]
+
+
+def add_argument(parser: argparse.ArgumentParser) -> None:
+    """`--from NAME` of the commands that read weights (evaluate, export)."""
+    parser.add_argument(
+        "--from",
+        dest="convention",
+        choices=sorted(CONVENTIONS),
+        default=None,
+        help="a published checkpoint of another project: build and feed it as its authors' code does",
+    )

@@ -35,7 +35,7 @@ from resnet_repro.runs.layout import EVAL, RESULTS, refuse_links
 from resnet_repro.runs.provenance import git_commit, machine
 from resnet_repro.training.console import quiet_console
 from resnet_repro.training.module import ResNetModule
-from resnet_repro.use.conventions import CONVENTIONS
+from resnet_repro.use import conventions
 from resnet_repro.use.weights import WeightsError, load_record, network_name, read_weights, run_dir_of
 
 VIEWS = {"cifar": ("single",), "imagenet": ("center-crop", "10-crop")}  # Sec. 4.2; Sec. 3.4
@@ -239,13 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--accelerator", default="cpu", help="cpu, gpu, auto")
     parser.add_argument("--out", type=Path, default=None, help=f"default: {EVAL} beside the weights")
-    parser.add_argument(
-        "--from",
-        dest="convention",
-        choices=sorted(CONVENTIONS),
-        default=None,
-        help="a published checkpoint of another project: build and normalize as its authors did",
-    )
+    conventions.add_argument(parser)
     args = parser.parse_args(argv)
     quiet_console()
     try:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from resnet_repro.errors import UserError
-from resnet_repro.use.conventions import CONVENTIONS
+from resnet_repro.use import conventions
 from resnet_repro.use.weights import export
 
 
@@ -20,13 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("run", type=Path, help="a run directory (or a checkpoint inside one), or a file with --from")
     parser.add_argument("--which", choices=("best", "last"), default="best", help="best by val error, or final")
     parser.add_argument("--out", type=Path, default=None, help="the file to write (default: <run>/export/...)")
-    parser.add_argument(
-        "--from",
-        dest="convention",
-        choices=sorted(CONVENTIONS),
-        default=None,
-        help="a published checkpoint's convention",
-    )
+    conventions.add_argument(parser)
     args = parser.parse_args(argv)
     try:
         out = export(args.run, args.out, args.which, args.convention)
