@@ -162,7 +162,7 @@ def test_evaluate_refuses_bad_input(trained_run: Path, tiny_cifar: Path, tiny_im
     (tmp_path / "not-a-run").mkdir()
     cases = [
         ([str(tmp_path / "not-a-run"), "--data", str(tiny_cifar)], "is not a run directory"),
-        ([str(tmp_path / "squeezenet.pth"), "--data", str(tiny_imagenet)], "not a ResNet this project knows"),
+        ([str(tmp_path / "squeezenet.pth"), "--data", str(tiny_imagenet)], "squeezenet.pth holds a state_dict with"),
         ([str(tmp_path / "resnet18-5.pth"), "--data", str(tiny_imagenet)], "has 5 outputs, but imagenet val has 3"),
         ([str(trained_run), "--data", str(tiny_imagenet), "--dataset", "imagenet"], "is a CIFAR network"),
         ([str(trained_run), "--data", str(tiny_cifar), "--dataset", "cifar100"], "has 10 outputs, but cifar100"),
