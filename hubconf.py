@@ -2,7 +2,8 @@
 
     torch.hub.load("/path/to/resnet-repro", "cifar_resnet", source="local", depth=56, residual=True, shortcut="A")
     torch.hub.load("/path/to/resnet-repro", "imagenet_resnet", source="local", depth=50)
-    torch.hub.load("/path/to/resnet-repro", "cifar_resnet", source="local", weights="outputs/cifar10/net=resnet56/seed=0")
+    torch.hub.load("/path/to/resnet-repro", "cifar_resnet", source="local",
+                   weights="outputs/cifar10/net=resnet56/seed=0")
 
 `weights`: a run directory (or a checkpoint in one), a file from `python -m resnet_repro.export`, (ImageNet) a
 torchvision ResNet state_dict, or with `convention="akamaster"` (CIFAR) a published checkpoint of another project;
