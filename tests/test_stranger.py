@@ -288,3 +288,47 @@ def test_data_cache_follows_links_and_survives_an_unwritable_folder(
     blocker.write_text("not a folder")
     arrays = load_cifar("cifar10", write_cifar_folder(tmp_path / "data2", 2, 1), cache_dir=blocker / "cache")
     assert arrays.train_images.shape == (20, 3, 32, 32) and "not cached" in caplog.text
+
+
+def test_a_recorded_dataset_name_never_becomes_a_path_or_an_import(run_copy: Path, tmp_path: Path) -> None:
+    """The outside audit of 63efd54: a run whose recipe names its dataset `../<planted>` made evaluate read the
+    planted YAML and import its `official:` module (code ran); a name with `../` put the image cache and the
+    report's figures outside their folders. Now the name is looked up among the declared datasets only, and a
+    name that is no file name is refused in one line."""
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    marker = tmp_path / "ran"
+    (planted / "evil.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n")
+    (planted / "x.yaml").write_text("family: cifar\nnum_classes: 10\nofficial: evil.Reader\n")
+    hostile = os.path.relpath(planted / "x", REPO / "conf" / "data")
+    for name in ("recipe.json", "results.json"):
+        record = json.loads((run_copy / name).read_text())
+        record["recipe"]["data.name"] = hostile
+        (run_copy / name).write_text(json.dumps(record))
+    for checkpoint in (run_copy / "checkpoints").glob("*.ckpt"):  # the identity each checkpoint carries too
+        data = torch.load(checkpoint, weights_only=True)
+        data["run_identity"]["recipe"]["data.name"] = hostile
+        torch.save(data, checkpoint)
+    env = {**os.environ, "PYTHONPATH": str(planted)}
+    result = python(
+        "-m", "resnet_repro.evaluate", str(run_copy), "--which", "last", "--out", str(tmp_path / "e.json"), env=env
+    )
+    one_line_error(result, "data.name")
+    assert not marker.exists()
+    before = set(tmp_path.rglob("*"))
+    write_report([run_copy.parent], tmp_path / "report")
+    made = {p for p in set(tmp_path.rglob("*")) - before if not p.is_relative_to(tmp_path / "report")}
+    assert made == set() and any((tmp_path / "report").glob("fig7-dataset-*.png"))
+
+
+def test_a_fifo_in_place_of_a_record_does_not_hang(run_copy: Path, tmp_path: Path) -> None:
+    """A FIFO where results.json (or layer_responses.json) should be made the report and load_model wait forever;
+    a record that is not a regular file is now no record."""
+    (run_copy / "results.json").unlink()
+    os.mkfifo(run_copy / "results.json")
+    (run_copy / "layer_responses.json").unlink()
+    os.mkfifo(run_copy / "layer_responses.json")
+    result = python("-m", "resnet_repro.report", str(run_copy.parent), "--out", str(tmp_path / "report"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "unfinished" in (tmp_path / "report" / "report.md").read_text()
+    assert load_model(run_copy, which="last") is not None

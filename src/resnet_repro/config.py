@@ -35,9 +35,9 @@ def declared_dataset(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     """conf/data/`name`.yaml (title, family, num_classes, ...) merged with the declarations its `defaults` name, in
     Hydra's order (those before `_self_` under it, those after over it; no `_self_`: it comes last); empty when
     there is none. Values as written: interpolations are not resolved."""
-    path = Path(CONFIG_DIR, "data", f"{name}.yaml")
-    if name in seen or not path.is_file():
+    if name in seen or name not in declared_datasets():  # found by its name among the declared: never a path
         return {}
+    path = Path(CONFIG_DIR, "data", f"{name}.yaml")
     own = yaml.safe_load(path.read_text()) or {}
     entries = [e for e in own.pop("defaults", None) or [] if isinstance(e, str)]  # same-group names, `_self_`
     merged: dict[str, Any] = {}

@@ -9,6 +9,8 @@ import fnmatch
 import json
 import os
 import pickle
+import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -118,12 +120,34 @@ def write_json(path: str | Path, data: Any) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))
 
 
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*")  # cifar10, my-digits.v2: never a path
+
+
+def file_name(name: object) -> bool:
+    """Whether `name` (a dataset's, from a config or a record) may become part of a file name: letters, digits, _,
+    - and inner dots, at most 64 characters; no separator, no '..'."""
+    return isinstance(name, str) and len(name) <= 64 and NAME.fullmatch(name) is not None
+
+
+JSON_LIMIT = 64 * 2**20  # bytes: no record this project writes comes near it
+
+
 def read_json(path: str | Path) -> Any | None:
-    """The JSON in `path`, or None when it is missing or not valid JSON (a truncated leftover is never trusted)."""
+    """The JSON in `path`, or None when it is missing, not a regular file (a FIFO would block the reader, a link
+    may point anywhere), larger than JSON_LIMIT, or not valid JSON (a truncated leftover is never trusted)."""
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+        descriptor = os.open(path, flags)
+    except OSError:
         return None
+    with os.fdopen(descriptor, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > JSON_LIMIT:
+            return None
+        try:
+            return json.loads(file.read())
+        except (OSError, ValueError, RecursionError):
+            return None
 
 
 def save_tensors(path: str | Path, data: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ from resnet_repro.data.dataloader import (
 from resnet_repro.data.tensor_loader import TensorLoader
 from resnet_repro.data.transforms import NORMALIZATIONS, Normalize
 from resnet_repro.errors import ConfigError
+from resnet_repro.files import file_name
 
 LOADERS = ("fast", "torchvision")
 
@@ -65,6 +66,8 @@ class CifarDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         check_declaration(self.FAMILY, family, num_classes, augment=augment, flip=flip, download=download)
+        if not file_name(name):  # it names cache files: never a path
+            raise ConfigError("data.name", f"must be a name of letters, digits, '_', '-' and '.', got {name!r}")
         if download and official is None:
             raise ConfigError("data.download", f"{name} has no official release to download (data.official is null)")
         if normalize not in NORMALIZATIONS:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_repro.errors import UserError
-from resnet_repro.files import atomic_write, interrupted_writes, write_json
+from resnet_repro.files import atomic_write, file_name, interrupted_writes, write_json
 from resnet_repro.report import claims, stats
 from resnet_repro.report.board import write_board
 from resnet_repro.report.collect import (
@@ -344,7 +344,8 @@ def dataset_section(
     if family == "cifar":  # Fig. 6 and Fig. 7 are CIFAR figures
         for i, setting in enumerate(settings):
             suffix = "" if len(settings) == 1 else f"-{i + 1}"
-            fig6, fig7 = out / f"fig6-{name}{suffix}.png", out / f"fig7-{name}{suffix}.png"
+            shown = name if file_name(name) else f"dataset-{fingerprint({'name': name})[:8]}"  # a record's: no path
+            fig6, fig7 = out / f"fig6-{shown}{suffix}.png", out / f"fig7-{shown}{suffix}.png"
             caption = describe_setting(setting)
             if plot_fig6(setting, fig6, curves):
                 figures.append(fig6)
