@@ -308,7 +308,14 @@ def test_the_report_states_its_rules_and_each_claims_design(tmp_path: Path) -> N
     add_run(tmp_path, [f"{R}20"], 0, 8.7)
     report_main([str(tmp_path)])
     report = (tmp_path / "report" / "report.md").read_text()
-    for words in ("Holm", "whole scorecard", "±1.75 pp", "Noise floors", "final epoch", "How each claim is tested"):
+    for words in (
+        "Holm",
+        "whole scorecard",
+        "±1.75 pp",
+        "Noise floors",
+        "last epoch of training",
+        "How each claim is tested",
+    ):
         assert words.lower() in report.lower(), words
     design = json.loads((tmp_path / "report" / "scorecard.json").read_text())["design"]
     for entry, claim in zip(design, CLAIMS, strict=True):
