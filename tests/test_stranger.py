@@ -332,3 +332,27 @@ def test_a_fifo_in_place_of_a_record_does_not_hang(run_copy: Path, tmp_path: Pat
     assert result.returncode == 0, result.stderr[-2000:]
     assert "unfinished" in (tmp_path / "report" / "report.md").read_text()
     assert load_model(run_copy, which="last") is not None
+
+
+def test_evaluate_and_report_write_only_their_own_files(run_copy: Path, tmp_path: Path) -> None:
+    """evaluate --out never replaces a file that is no evaluation record; NaN weights are an error, not 90%; a
+    `report` link in a sweep is refused, not followed."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    result = python("-m", "resnet_repro.evaluate", str(run_copy), "--which", "last", "--out", str(notes))
+    one_line_error(result, "holds no evaluation records")
+    assert notes.read_text() == "my notes"
+    for checkpoint in (run_copy / "checkpoints").glob("*.ckpt"):
+        data = torch.load(checkpoint, weights_only=True)
+        data["state_dict"] = {
+            k: v.float() * float("nan") if v.is_floating_point() else v for k, v in data["state_dict"].items()
+        }
+        torch.save(data, checkpoint)
+    result = python("-m", "resnet_repro.evaluate", str(run_copy), "--which", "last", "--out", str(tmp_path / "e.json"))
+    one_line_error(result, "not finite")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run_copy.parent / "report").symlink_to(elsewhere)
+    result = python("-m", "resnet_repro.report", str(run_copy.parent))
+    one_line_error(result, "is a symbolic link")
+    assert list(elsewhere.iterdir()) == []

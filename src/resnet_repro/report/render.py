@@ -51,6 +51,8 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
 
     Raises UserError when the sweeps hold no runs, or no run recorded a compared key (nothing is written then).
     """
+    if out.is_symlink():  # a `report` link in a stranger's sweep would send the report (and its removals) elsewhere
+        raise UserError(f"{out} is a symbolic link: give the report a folder of its own (--out DIR)")
     runs = find_runs(sweeps, tuple(key for key in compare if not is_recipe_key(key)))
     if not runs:
         raise UserError(f"no runs (folders with recipe.json or results.json) under {', '.join(map(str, sweeps))}")

@@ -13,6 +13,7 @@ result is printed and added to eval.json beside the weights (or --out).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -185,6 +186,8 @@ def evaluate(
     )
     started = time.perf_counter()
     metrics = trainer.test(module, dataloaders=loader, verbose=False)[0]
+    if not math.isfinite(metrics["test/loss"]):  # NaN outputs would count as 90% error, a number that means nothing
+        raise WeightsError(f"{network_name(record)} from {weights} gives outputs that are not finite (NaN weights?)")
     return {
         "weights": str(Path(weights).resolve()),
         "checkpoint": record["source"],
@@ -220,7 +223,11 @@ def default_out(weights: Path) -> Path:
 def record_eval(out: Path, result: dict[str, Any]) -> None:
     """Add `result` to the evaluations in `out`, keyed by weights, dataset, split and views (others are kept)."""
     key = f"{Path(result['checkpoint']).name} | {result['dataset']} {result['split']} | {result['views']}"
-    evaluations = read_json(out) or {}
+    evaluations = read_json(out) if out.exists() else {}
+    if not isinstance(evaluations, dict) or not all(
+        isinstance(v, dict) and "top1_err" in v for v in evaluations.values()
+    ):  # a file that is no evaluation record is the user's: never replaced
+        raise UserError(f"{out} exists and holds no evaluation records: choose another --out")
     write_json(out, {**evaluations, key: result})
 
 
