@@ -219,3 +219,15 @@ def test_the_effect_of_one_recipe_key(tmp_path: Path) -> None:
     assert cells["trainer.precision: a → b"] == "32-true → bf16-mixed" and cells["n"] == "3 vs 3"
     # the same seeds: paired differences 0.5, 0.5, 0.6 -> mean 0.533, t(0.975, 2) * 0.0577 / sqrt(3) = 0.143
     assert cells["test err b − a (pp)"] == "+0.53 pp [95% CI +0.39, +0.68], n = 3 vs 3 (paired t over seeds)"
+
+
+def test_the_report_recounts_what_a_run_calls_completed(tmp_path: Path) -> None:
+    """A run recorded "completed" at step 1 of its recipe's 64,000, or whose segments stop short, is not counted."""
+    for seed, (step, segments) in enumerate(((64000, [[0, 64000]]), (1, [[0, 1]]), (64000, [[0, 10], [20, 64000]]))):
+        run = add_run(tmp_path, ["net=resnet20"], seed, 8.7 + seed)
+        results = json.loads((run / "results.json").read_text())
+        results.update(step=step, segments=[{"steps": s} for s in segments])
+        (run / "results.json").write_text(json.dumps(results))
+    report = write_report([tmp_path], tmp_path / "report").read_text()
+    assert "1 of 3 runs completed" in report
+    assert "its step is 1 of trainer.max_steps 64000" in report and "do not cover steps 0 to 64000" in report

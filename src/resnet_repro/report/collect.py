@@ -236,6 +236,26 @@ def malformed(results: dict[str, Any]) -> str | None:
     return None
 
 
+def not_trained(results: dict[str, Any], recipe: Any) -> str | None:
+    """Why a run recorded "completed" was not trained to its recipe's length, or None: its step must be the
+    recipe's trainer.max_steps, and its segments (when recorded) must cover 0 to that step without a gap."""
+    if results.get("status") != "completed" or not isinstance(recipe, dict):
+        return None
+    length = recipe.get("trainer.max_steps")
+    if isinstance(length, int) and results.get("step") != length:
+        return f"its step is {results.get('step')} of trainer.max_steps {length}"
+    spans = sorted(tuple(s["steps"]) for s in results.get("segments") or [])
+    if spans and isinstance(length, int):
+        reached = 0
+        for start, end in spans:
+            if not (isinstance(start, int) and isinstance(end, int)) or start > reached:
+                return f"its segments {[list(s) for s in spans]} do not cover steps 0 to {length}"
+            reached = max(reached, end)
+        if reached < length:
+            return f"its segments reach step {reached} of {length}"
+    return None
+
+
 def find_runs(sweeps: list[Path], told_apart: tuple[str, ...] = ()) -> list[Run]:
     """Every run directory (one with recipe.json or results.json) under the sweeps, with what it recorded.
 
@@ -257,6 +277,9 @@ def find_runs(sweeps: list[Path], told_apart: tuple[str, ...] = ()) -> list[Run]
             if held is not None:  # being trained right now (lock.py)
                 results = {**results, "status": "held by another process", "error": holder_text(held)}
             recipe = results.get("recipe") or identity.get("recipe")
+            untrained = not_trained(results, recipe)
+            if untrained:  # the report recounts: a status alone does not make a run completed
+                results = {"status": "not completed", "error": f"recorded completed, but {untrained}; left out"}
             config = as_dict(results.get("config"))
             if not isinstance(recipe, dict):  # recorded by a version without run identities: its config's keys
                 recipe = {k: v for k, v in flatten(config).items() if is_recipe_key(k)}
