@@ -330,7 +330,7 @@ def test_ctrl_c_keeps_the_work_and_the_rerun_resumes(tiny_cifar: Path, tmp_path:
     assert json.loads((run_dir / "results.json").read_text())["status"] == "interrupted"
     again = run_cli([*args, f"hydra.run.dir={run_dir}"])
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"from step {step} (last.ckpt)" in again.stdout + again.stderr
+    assert f"resuming from step {step} (last.ckpt in {run_dir})" in again.stdout + again.stderr
     assert "add the following callbacks" not in again.stdout + again.stderr
     steps = [s for s, _ in read_scalars(run_dir)["train/err"]]
     assert steps == list(range(4, 401, 4))  # the first attempt's points past its checkpoint are purged

@@ -194,7 +194,7 @@ def resume_checkpoint(run_dir: Path, ckpt_path: str | None, identity: dict[str, 
         log.warning("%s; moved to %s, training this run from the start", err, aside)
         return None
     check_identity(path, recorded, identity)
-    log.info("resuming %s from step %s (%s)", run_dir, checkpoint_step(run_dir, ckpt_path), path.name)
+    log.info("resuming from step %s (%s in %s)", checkpoint_step(run_dir, ckpt_path), path.name, run_dir)
     return path
 
 
