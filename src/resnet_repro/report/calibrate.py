@@ -179,14 +179,7 @@ def truth(claim: claims.Claim, world: World) -> frozenset[str] | None:
             inside = gap < margin if c.margin.one_sided else abs(gap) < margin
             holds, fails = holds and inside, fails or not inside
             continue
-        if c.kind == "trend":
-            x = [math.log2(int(net.split("-")[1])) for net in c.nets]
-            mean_x, mean_y = sum(x) / len(x), sum(values) / len(values)
-            effect = sum((a - mean_x) * (b - mean_y) for a, b in zip(x, values, strict=True))
-        elif c.kind == "bound":
-            effect = values[0] - c.bound
-        else:
-            effect = values[1] - values[0]
+        effect = c.estimate(values) - (c.bound if c.kind == "bound" else 0.0)
         effect *= 1 if c.expect in (claims.HIGHER, claims.ABOVE) else -1  # > 0: the way the claim says
         fails = fails or effect < 0
         if c.kind != "reversal":

@@ -109,6 +109,21 @@ class Comparison:
         return f"{self.nets[1]} − {self.nets[0]} {words}"
 
     @property
+    def log_depths(self) -> list[float]:
+        """log2 of each network's depth (plain-56, ResNet-34-B: the number after the first dash)."""
+        return [math.log2(int(net.split("-")[1])) for net in self.nets]
+
+    def estimate(self, values: list[float]) -> float:
+        """What the comparison estimates from one value per network: the least-squares slope per doubling of
+        depth (trend), the mean (bound), or b − a."""
+        if self.kind == "trend":
+            x = self.log_depths
+            mean_x, mean_y = sum(x) / len(x), sum(values) / len(values)
+            sxx = sum((a - mean_x) ** 2 for a in x)
+            return sum((a - mean_x) * (b - mean_y) for a, b in zip(x, values, strict=True)) / sxx
+        return values[0] if self.kind == "bound" else values[1] - values[0]
+
+    @property
     def hypothesis(self) -> str:
         """What a verdict of "holds" on this comparison says, in words."""
         if self.kind == "trend":
@@ -489,14 +504,7 @@ def evaluate(settings: list[tuple[str, list[Group]]], plan: bool = True) -> list
 def paper_effect(c: Comparison, family: str) -> float | None:
     """The paper's value of a comparison's estimate (b − a, a slope, a mean), None where it gives no number."""
     values = [paper_value(family, net, c.metric) for net in c.nets]
-    if any(v is None for v in values):
-        return None
-    if c.kind == "trend":
-        depths = [math.log2(int(net.split("-")[1])) for net in c.nets]
-        mean_x, mean_y = sum(depths) / len(depths), sum(values) / len(values)
-        sxx = sum((x - mean_x) ** 2 for x in depths)
-        return sum((x - mean_x) * (y - mean_y) for x, y in zip(depths, values, strict=True)) / sxx
-    return values[0] if c.kind == "bound" else values[1] - values[0]
+    return None if any(v is None for v in values) else c.estimate(values)
 
 
 def comparison_power(c: Comparison, effect: float, std: float, n: int, alpha: float, reference: float) -> float:
@@ -506,7 +514,7 @@ def comparison_power(c: Comparison, effect: float, std: float, n: int, alpha: fl
     if c.kind == "trend":
         if (effect > 0) != (c.expect == HIGHER):
             return 0.0  # a trend the other way never decides for the claim
-        depths = [math.log2(int(net.split("-")[1])) for net in c.nets]
+        depths = c.log_depths
         mean_x = sum(depths) / len(depths)
         se = std / math.sqrt(n * sum((x - mean_x) ** 2 for x in depths))
         return stats.power(effect / se, n * len(depths) - 2, alpha)
