@@ -36,7 +36,7 @@ def compose_config(overrides: list[str], return_hydra: bool = False) -> DictConf
 
 def run_cli(args: list[str], timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
     """`python -m resnet_repro.train ARGS` in a fresh process."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **kwargs.pop("env", {})}
     return subprocess.run(
         [sys.executable, "-m", "resnet_repro.train", *args],
         capture_output=True,

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from resnet_repro import config
 from resnet_repro.report import write_report
-from resnet_repro.runs.recipe import fingerprint, make_recipe
+from resnet_repro.runs.recipe import fingerprint
 from tests.helpers import compose_config
 
 OFFICIAL = {"source": "official", "fingerprint": "0123456789abcdef"}
@@ -30,7 +31,7 @@ def add_run(
     """A run directory as training writes it, with the recipe the real configs compose for `overrides`."""
     cfg = compose_config(overrides)
     data = data or OFFICIAL
-    recipe = make_recipe(cfg, data)
+    recipe = config.recipe(cfg, data)
     run_dir = sweep / fingerprint(recipe) / f"seed={seed}"
     run_dir.mkdir(parents=True)
     identity = {"recipe_id": fingerprint(recipe), "seed": seed, "recipe": recipe}

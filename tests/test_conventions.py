@@ -5,6 +5,8 @@ loaded again; option A's pad placement as a choice of the network; the one table
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +16,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from resnet_repro import load_model
+from resnet_repro import config, load_model
 from resnet_repro.models import CifarResNet, ImageNetResNet
 from resnet_repro.models.registry import ARCHITECTURES, architecture
 from resnet_repro.models.shortcuts import ZeroPadShortcut
-from resnet_repro.runs.recipe import make_recipe
 from resnet_repro.use.evaluate import main as evaluate_main
 from resnet_repro.use.export import main as export_main
 from resnet_repro.use.hub import cifar_resnet
@@ -93,8 +94,8 @@ def test_pad_placement_is_a_choice_of_the_network() -> None:
     with pytest.raises(ValueError, match="pad must be one of after, both"):
         CifarResNet(20, pad="centre")
     # the default stays out of the recipe (every recorded recipe id stays); the other placement is recorded
-    assert "model.pad" not in make_recipe(compose_config([]), {"source": "official"})
-    assert make_recipe(compose_config(["model.pad=both"]), {"source": "official"})["model.pad"] == "both"
+    assert "model.pad" not in config.recipe(compose_config([]), {"source": "official"})
+    assert config.recipe(compose_config(["model.pad=both"]), {"source": "official"})["model.pad"] == "both"
 
 
 def test_their_weights_compute_what_their_code_computes_only_with_their_placement(published: dict) -> None:
@@ -248,3 +249,61 @@ def test_audit_findings_on_the_checkpoints(published: dict, tmp_path: Path) -> N
     with pytest.raises(WeightsError, match="not what was asked"):
         cifar_resnet(pad="both", weights=appended)
     assert cifar_resnet(checkpoint_stages=True, weights=appended).checkpoint_stages
+
+
+NEW_ARGUMENT = """
+import json, sys
+from pathlib import Path
+from resnet_repro import load_model
+from resnet_repro.use.hub import cifar_resnet
+default, changed = Path(sys.argv[1]), Path(sys.argv[2])
+recipe = json.loads((changed / "recipe.json").read_text())["recipe"]
+net = load_model(changed, which="last")
+hub = cifar_resnet(weights=changed, which="last")
+print(json.dumps({
+    "default_recipe": json.loads((default / "recipe.json").read_text())["recipe"],
+    "changed": recipe.get("model.stem_bias"),
+    "load_model": net.conv1.bias is not None,
+    "hub": hub.conv1.bias is not None,
+}))
+"""
+
+
+def test_a_new_constructor_argument_needs_only_the_model_and_its_config(tiny_cifar: Path, tmp_path: Path) -> None:
+    """A copy of the package whose CifarResNet takes a new argument (a bias in its first convolution), added to the
+    constructor and conf/model/cifar_resnet.yaml only: a run at its config value keeps the recipe of today's code
+    (recipe ids unchanged); a run that sets it records it, and load_model and hub rebuild the network with it."""
+    package = tmp_path / "src" / "resnet_repro"
+    shutil.copytree(REPO / "src" / "resnet_repro", package, symlinks=False)  # conf/ and paper numbers as copies
+    model = package / "models" / "cifar.py"
+    source = model.read_text()
+    for old, new in (
+        ('pad: str = "after",\n', 'pad: str = "after",\n        stem_bias: bool = False,\n'),
+        ("kernel_size=3, padding=1, bias=False)", "kernel_size=3, padding=1, bias=stem_bias)"),
+    ):
+        assert old in source
+        source = source.replace(old, new)
+    model.write_text(source)
+    declared = package / "conf" / "model" / "cifar_resnet.yaml"
+    declared.write_text(declared.read_text() + "stem_bias: false\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "src")}
+    runs = {}
+    for name, extra in (("default", []), ("changed", ["model.stem_bias=true"])):
+        runs[name] = tmp_path / name
+        args = [*TINY, f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={runs[name]}", *extra]
+        result = run_cli(args, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+    found = subprocess.run(
+        [sys.executable, "-c", NEW_ARGUMENT, str(runs["default"]), str(runs["changed"])],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert found.returncode == 0, found.stderr[-3000:]
+    seen = json.loads(found.stdout.strip().splitlines()[-1])
+    recorded = seen["default_recipe"]
+    data = {key: recorded[f"data.{key}"] for key in ("source", "fingerprint")}
+    today = config.recipe(compose_config([*TINY, f"data.root={tiny_cifar}", "model.depth=8"]), data)
+    assert recorded == today  # today's code gives the same recipe (and id): the new argument at its value is left out
+    assert seen == {"default_recipe": recorded, "changed": True, "load_model": True, "hub": True}

@@ -12,10 +12,11 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
+from resnet_repro import config
 from resnet_repro.config import CONFIG_DIR, DIRNAME_ALSO
 from resnet_repro.data import CifarDataModule
 from resnet_repro.errors import ConfigError
-from resnet_repro.runs.recipe import NOT_RECIPE, fingerprint, is_recipe_key, make_recipe
+from resnet_repro.runs.recipe import NOT_RECIPE, fingerprint, is_recipe_key
 from tests.helpers import REPO, TINY, compose_config, run_cli
 
 CONF = Path(CONFIG_DIR)
@@ -111,7 +112,7 @@ def test_options_of_a_feature_that_is_off_are_not_recipe() -> None:
     """The warm-up's window and threshold change ResNet-110's recipe, not ResNet-20's (which has no warm-up)."""
 
     def recipe(overrides: list[str]) -> dict:
-        return make_recipe(compose_config(overrides), {"source": "official", "fingerprint": "x"})
+        return config.recipe(compose_config(overrides), {"source": "official", "fingerprint": "x"})
 
     assert "optim.warmup_window" not in recipe([]) and recipe([]) == recipe(["optim.warmup_window=100"])
     resnet110 = recipe(["net=resnet110"])
@@ -127,11 +128,12 @@ def test_recipes_recorded_before_keep_their_fingerprint() -> None:
         recorded = run["recipe"]
         name = f"{'resnet' if recorded['model.residual'] else 'plain'}{recorded['model.depth']}"
         data = {key: recorded[f"data.{key}"] for key in ("source", "fingerprint")}
-        recipe = make_recipe(compose_config(["experiment=quick", f"net={name}"]), data)
+        recipe = config.recipe(compose_config(["experiment=quick", f"net={name}"]), data)
         assert recipe == recorded and fingerprint(recipe) == run["recipe_id"], run["run"]
-    no_flips = make_recipe(compose_config(["data.flip=false"]), {"source": "official"})
-    assert no_flips["data.flip"] is False and "data.flip" not in make_recipe(compose_config([]), {"source": "official"})
-    assert "data.flip" not in make_recipe(compose_config(["data.augment=false", "data.flip=false"]), {})
+    no_flips = config.recipe(compose_config(["data.flip=false"]), {"source": "official"})
+    assert no_flips["data.flip"] is False
+    assert "data.flip" not in config.recipe(compose_config([]), {"source": "official"})
+    assert "data.flip" not in config.recipe(compose_config(["data.augment=false", "data.flip=false"]), {})
 
 
 @pytest.fixture(scope="module")
@@ -292,10 +294,10 @@ def test_precision_names_are_canonical_in_the_recipe() -> None:
     """Lightning's short names train the same way as the long ones: one recipe (and one run directory) for both."""
     official = {"source": "official"}
     for short, canonical in (("bf16", "bf16-mixed"), ("32", "32-true"), ("16", "16-mixed")):
-        recipe = make_recipe(compose_config([f"trainer.precision={short}"]), official)
+        recipe = config.recipe(compose_config([f"trainer.precision={short}"]), official)
         assert recipe["trainer.precision"] == canonical
         assert fingerprint(recipe) == fingerprint(
-            make_recipe(compose_config([f"trainer.precision={canonical}"]), official)
+            config.recipe(compose_config([f"trainer.precision={canonical}"]), official)
         )
 
 
@@ -305,7 +307,7 @@ def test_one_override_shortens_a_run(tiny_cifar: Path, tmp_path: Path) -> None:
     id, and trainer.max_steps alone shortens a run."""
     official = {"source": "official"}
     explicit = ["optim.milestones=[32000,48000]", "trainer.val_check_interval=1000"]
-    assert make_recipe(compose_config([]), official) == make_recipe(compose_config(explicit), official)
+    assert config.recipe(compose_config([]), official) == config.recipe(compose_config(explicit), official)
     short = compose_config(["trainer.max_steps=20"])
     assert list(short.optim.milestones) == [10, 15] and short.trainer.val_check_interval == 20
     assert compose_config(["trainer.max_steps=1500"]).trainer.val_check_interval == 750

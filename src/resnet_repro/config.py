@@ -1,5 +1,6 @@
 """Where the Hydra configs are, Hydra's version base, the resolvers the configs use, the recipe keys that name a
-network (conf/net/) and what a dataset declares (conf/data/)."""
+network (conf/net/), a composed config's recipe (its model's later arguments from conf/model/) and what a dataset
+declares (conf/data/)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from resnet_repro.runs.recipe import INERT_WHEN_OFF, flatten, is_recipe_key
+from resnet_repro.runs.recipe import FIRST_MODEL_KEYS, INERT_WHEN_OFF, flatten, is_recipe_key, make_recipe
 
 VERSION_BASE = "1.3"  # Hydra's version_base, in this one place
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # a link to the repository's conf/; a copy when installed
@@ -44,6 +45,28 @@ def declared_dataset(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     for entry in entries if "_self_" in entries else [*entries, "_self_"]:
         merged.update(own if entry == "_self_" else declared_dataset(entry.split("@")[0], (*seen, name)))
     return merged
+
+
+@cache
+def model_defaults(target: str) -> dict[str, Any]:
+    """{"model.pad": "after", ...}: the plain values the model config of `target` (conf/model/*.yaml) declares for
+    the arguments added after the first recipes (recipe.FIRST_MODEL_KEYS); a recipe records them only when they
+    differ, so adding an argument to a network and its config changes no recorded recipe id."""
+    for path in sorted(Path(CONFIG_DIR, "model").glob("*.yaml")):
+        declared = yaml.safe_load(path.read_text()) or {}
+        if declared.get("_target_") == target:
+            return {
+                f"model.{key}": value
+                for key, value in declared.items()
+                if key not in FIRST_MODEL_KEYS and not (isinstance(value, str) and "${" in value)
+            }
+    return {}
+
+
+def recipe(cfg: DictConfig, data_identity: dict[str, Any]) -> dict[str, Any]:
+    """The recipe of a composed config (recipe.make_recipe), its model's later arguments left out at their
+    config's values."""
+    return make_recipe(cfg, data_identity, model_defaults(str(cfg.model.get("_target_", ""))))
 
 
 def declared_datasets() -> list[str]:

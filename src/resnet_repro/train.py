@@ -28,12 +28,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from resnet_repro import config
 from resnet_repro.config import CONFIG_DIR, VERSION_BASE
 from resnet_repro.errors import UserError
 from resnet_repro.files import interrupted_writes, read_json
 from resnet_repro.runs.layout import CHECKPOINTS, GRADIENT_NORMS, LAST, LAYER_RESPONSES, RECIPE, RESULTS, refuse_links
 from resnet_repro.runs.lock import LockLost, RunHeldError, hold
-from resnet_repro.runs.recipe import checkpoint_step, claim_run_dir, fingerprint, make_recipe, resume_checkpoint
+from resnet_repro.runs.recipe import checkpoint_step, claim_run_dir, fingerprint, resume_checkpoint
 from resnet_repro.training import record
 from resnet_repro.training.analysis import record_responses, save_analyses
 from resnet_repro.training.build import instantiate, make_callbacks, shows_progress_bar
@@ -105,7 +106,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         default_root_dir=str(out_dir),  # where every callback finds the run directory
         enable_progress_bar=shows_progress_bar(cfg.progress_bar),
     )
-    recipe = make_recipe(cfg, datamodule.identity())
+    recipe = config.recipe(cfg, datamodule.identity())
     identity = {"recipe_id": fingerprint(recipe), "seed": cfg.seed, "recipe": recipe}
     results = record.start(cfg, trainer, module, datamodule, identity)
     refuse_links(out_dir)  # nothing is written through a symbolic link

@@ -50,15 +50,24 @@ class Run:
 
     def setting_value(self, key: str) -> Any:
         """The run's value of config key `key`: a told-apart key's as its config recorded it; a recipe key's from
-        its recipe (a key added later, absent there, at the value that does what was done before it)."""
+        its recipe; a key the recipe leaves out (added later, at the value that does what was done before it) as
+        the run's config recorded it, else recipe.ADDED_LATER's value."""
         if key in self.told_apart:
             return self.told_apart[key]
-        return self.recipe.get(key, ADDED_LATER.get(key))
+        if key in self.recipe:
+            return self.recipe[key]
+        return self.config.get(key, ADDED_LATER.get(key))
 
     @property
     def metrics(self) -> dict[str, Any]:
         metrics = self.results.get("metrics")
         return metrics if isinstance(metrics, dict) else {}
+
+    @property
+    def network(self) -> dict[str, Any]:
+        """The network's class and family as the run recorded them (empty for runs recorded before)."""
+        network = self.results.get("network")
+        return network if isinstance(network, dict) else {}
 
     @property
     def error(self) -> str | None:
@@ -154,7 +163,11 @@ class Group:
 
     @property
     def net_family(self) -> str:
-        """The family of the network's class: "imagenet" (ImageNetResNet) or "cifar"."""
+        """The family of the network's class, as its runs recorded it (results.json `network`, from the table of
+        architectures, models/registry.py); runs recorded before it: ImageNetResNet is "imagenet", else "cifar"."""
+        recorded = [run.network.get("family") for run in self.runs if isinstance(run.network.get("family"), str)]
+        if recorded and recorded[0]:
+            return recorded[0]
         return "imagenet" if str(self.recipe.get("model._target_", "")).endswith("ImageNetResNet") else "cifar"
 
     @property

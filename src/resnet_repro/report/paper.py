@@ -15,9 +15,8 @@ from typing import Any
 import yaml
 from hydra import compose, initialize_config_dir
 
-from resnet_repro.config import CONFIG_DIR, VERSION_BASE, declared_dataset  # the paper's recipe, its data
+from resnet_repro.config import CONFIG_DIR, VERSION_BASE, declared_dataset, recipe  # the paper's recipe, its data
 from resnet_repro.report.collect import Group
-from resnet_repro.runs.recipe import make_recipe
 
 PAPER_NUMBERS = Path(__file__).resolve().parents[1] / "paper_numbers.yaml"  # links to experiments/paper_numbers.yaml
 
@@ -49,7 +48,7 @@ def reference_recipe(overrides: tuple[str, ...], dataset: str) -> dict[str, Any]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=VERSION_BASE):
         cfg = compose(config_name="train", overrides=list(overrides))
     # the paper's data: the official release where the dataset has one (CIFAR), else ImageNet's image folders
-    return make_recipe(cfg, {"source": "official" if declared_dataset(dataset).get("official") else "image-folder"})
+    return recipe(cfg, {"source": "official" if declared_dataset(dataset).get("official") else "image-folder"})
 
 
 def departures(group: Group) -> list[str]:

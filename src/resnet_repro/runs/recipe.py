@@ -4,10 +4,11 @@ The recipe is the resolved config, flattened to dotted keys, without the keys in
 launcher, workers, logging and display, evaluation cadence, memory and speed options that leave the numbers as
 they are) and without the options of a feature that is off (INERT_WHEN_OFF: the warm-up's threshold and window
 when there is no warm-up; flips without augmentation) and the keys added later at the value that does what was
-done before them (ADDED_LATER), plus what the data actually was (its source kind and a fingerprint of the decoded
-arrays). The seed is the only thing that varies inside a group of runs of one recipe. A run directory records its
-recipe in recipe.json before training starts; a later command that would put another recipe (or seed) there is
-refused with the keys that differ, and nothing in the directory is touched.
+done before them (ADDED_LATER; model arguments beyond FIRST_MODEL_KEYS at their config's value), plus what the data
+actually was (its source kind and a fingerprint of the decoded arrays). The seed is the only thing that varies inside
+a group of runs of one recipe. A run directory records its recipe in recipe.json before training starts; a later
+command that would put another recipe (or seed) there is refused with the keys that differ, and nothing in the
+directory is touched.
 """
 
 from __future__ import annotations
@@ -74,7 +75,11 @@ INERT_WHEN_OFF = {
 
 # recipe keys added after recipes were first recorded, with the value that does what was done before them: a recipe
 # holds such a key only when its value differs, so every recipe recorded before keeps its fingerprint
-ADDED_LATER = {"data.flip": True, "model.pad": "after"}
+ADDED_LATER = {"data.flip": True}
+
+# the model keys of the first recipes; a model argument added later is recorded only when its value differs from
+# the one its model config declares (config.model_defaults), so a new argument is the model's and its config's
+FIRST_MODEL_KEYS = ("_target_", "depth", "residual", "shortcut", "num_classes", "stride_in_1x1", "zero_init_residual")
 
 
 # Lightning's short precision names and the ones they stand for: one recipe for what trains the same way
@@ -100,15 +105,17 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def make_recipe(cfg: DictConfig, data_identity: dict[str, Any]) -> dict[str, Any]:
-    """The run's recipe: flat, sorted, JSON values; `data_identity` adds what the data was (data.source, ...)."""
+def make_recipe(cfg: DictConfig, data_identity: dict[str, Any], added_later: dict[str, Any]) -> dict[str, Any]:
+    """The run's recipe: flat, sorted, JSON values; `data_identity` adds what the data was (data.source, ...);
+    keys of `added_later` (and ADDED_LATER) at its value are left out (config.recipe builds it for the model)."""
+    added_later = {**ADDED_LATER, **added_later}
     flat = flatten(OmegaConf.to_container(cfg, resolve=True))
     flat.update({f"data.{key}": value for key, value in data_identity.items()})
     if "trainer.precision" in flat:  # bf16 and bf16-mixed train alike: one recipe, under the canonical name
         flat["trainer.precision"] = PRECISIONS.get(str(flat["trainer.precision"]), flat["trainer.precision"])
     off = [switch for switch in INERT_WHEN_OFF if switch in flat and (flat[switch] is None or flat[switch] is False)]
     inert = {key for switch in off for key in INERT_WHEN_OFF[switch]}
-    inert |= {key for key, before in ADDED_LATER.items() if key in flat and flat[key] == before}
+    inert |= {key for key, before in added_later.items() if key in flat and flat[key] == before}
     recipe = {key: flat[key] for key in sorted(flat) if is_recipe_key(key) and key not in inert}
     return json.loads(json.dumps(recipe))  # tuples -> lists, as read back from recipe.json
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from resnet_repro.data.dataloader import per_device_batch
 from resnet_repro.errors import UserError
 from resnet_repro.files import read_json, write_json
+from resnet_repro.models.registry import architecture
 from resnet_repro.runs.layout import RESULTS
 from resnet_repro.runs.lock import RunLock, check_held
 from resnet_repro.runs.provenance import git_commit, machine
@@ -40,6 +41,7 @@ def start(
             "processes": trainer.world_size,
         },
         "warmup_end_step": None,
+        "network": network(cfg),  # what the report reads for the net's family (it never imports the models)
         "params": sum(p.numel() for p in module.model.parameters()),
         "wall_time_s": None,
         "images_per_s": None,
@@ -48,6 +50,12 @@ def start(
         "machine": machine(),
         "segments": [],
     }
+
+
+def network(cfg: DictConfig) -> dict[str, str]:
+    """{"arch": class name, "family": the family of images it is for}, from the table of architectures."""
+    arch = architecture(cfg.model._target_)
+    return {"arch": arch.name, "family": arch.family} if arch else {"arch": str(cfg.model._target_), "family": ""}
 
 
 def end(
