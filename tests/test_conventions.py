@@ -20,6 +20,7 @@ from resnet_repro import config, load_model
 from resnet_repro.models import CifarResNet, ImageNetResNet
 from resnet_repro.models.registry import ARCHITECTURES, architecture
 from resnet_repro.models.shortcuts import ZeroPadShortcut
+from resnet_repro.report.collect import Group, Run
 from resnet_repro.use.evaluate import main as evaluate_main
 from resnet_repro.use.export import main as export_main
 from resnet_repro.use.hub import cifar_resnet
@@ -212,6 +213,14 @@ def test_one_table_of_architectures_and_a_new_argument_reaches_recipe_load_model
     result = run_cli([*TINY, f"data.root={tiny_cifar}", "model.depth=8", "model.pad=both", f"hydra.run.dir={run_dir}"])
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((run_dir / "recipe.json").read_text())["recipe"]["model.pad"] == "both"
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["network"] == {"arch": "CifarResNet", "family": "cifar"}  # what the report reads
+    group = Group("x", results["recipe"], [Run(run_dir, "completed", 0, results["recipe"], results)])
+    assert group.net_family == "cifar"
+    results["network"]["family"] = "imagenet"  # the recorded family decides, not the class name
+    assert Group("x", results["recipe"], [Run(run_dir, "completed", 0, results["recipe"], results)]).net_family == (
+        "imagenet"
+    )
     model = load_model(run_dir, which="last")
     assert model.pad == "both" and model.layer2[0].downsample.pad == "both"
     assert cifar_resnet(weights=run_dir, which="last", pad="both").pad == "both"
