@@ -327,6 +327,7 @@ def test_ctrl_c_keeps_the_work_and_the_rerun_resumes(tiny_cifar: Path, tmp_path:
     assert proc.returncode == 130, out[-3000:]
     step = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
     assert 0 < step < 400 and f"interrupted at step {step} of 400" in out and "run the same command again" in out
+    assert "`weights_only` was not set" not in out  # Lightning's note on what a checkpoint holds: ours, said
     assert json.loads((run_dir / "results.json").read_text())["status"] == "interrupted"
     again = run_cli([*args, f"hydra.run.dir={run_dir}"])
     assert again.returncode == 0, again.stderr[-3000:]

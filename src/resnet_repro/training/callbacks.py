@@ -118,7 +118,8 @@ class Interrupts(pl.Callback):
         if not isinstance(exception, SIGTERMException) or trainer.global_step == 0:
             return
         path = Path(trainer.default_root_dir) / CHECKPOINTS / LAST
-        trainer.save_checkpoint(path)  # written atomically (AtomicCheckpointIO), while the run is still held
+        # the whole state, to resume from; written atomically (AtomicCheckpointIO), while the run is still held
+        trainer.save_checkpoint(path, weights_only=False)
         if trainer.is_global_zero:
             print(
                 f"interrupted at step {trainer.global_step} of {trainer.max_steps}: saved {path}; run the same "
