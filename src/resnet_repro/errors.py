@@ -1,5 +1,7 @@
 """User-facing errors: the command line prints their message alone (no traceback) and exits non-zero."""
 
+import sys
+
 
 class UserError(Exception):
     """Bad input from the user: a config value, a data folder, a path. The message says what to do."""
@@ -15,3 +17,12 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """Missing, corrupt or malformed data; the message names the place and how to fix it."""
+
+
+def printable_streams() -> None:
+    """Let stdout and stderr print any path: a name that is not UTF-8 (from another file system) is printed
+    escaped (backslashreplace) instead of failing the command that names it."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)  # a StringIO (tests, notebooks) has none, and needs none
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")

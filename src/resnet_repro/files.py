@@ -95,10 +95,22 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     unpickling them could run code.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist (or is not a file)")
+    if path.is_symlink():
+        raise CheckpointError(f"{path} is a symbolic link (to {os.readlink(path)}); give the file itself")
+    try:  # never blocks on a FIFO, never follows a link swapped in meanwhile
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        raise CheckpointError(f"checkpoint {path} does not exist (or is not a file)") from None
+    with os.fdopen(descriptor, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise CheckpointError(f"checkpoint {path} does not exist (or is not a file)")
+        return checkpoint_data(path, file)
+
+
+def checkpoint_data(path: Path, file: Any) -> dict[str, Any]:
+    """torch.load of an open file, as data only (see load_checkpoint)."""
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = next((line.strip() for line in str(err).splitlines() if "unsupported global" in line.lower()), None)
         if found:  # a class or function to call on unpickling: what a payload needs, and no checkpoint has
@@ -140,10 +152,11 @@ def read_json(path: str | Path) -> Any | None:
         descriptor = os.open(path, flags)
     except OSError:
         return None
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > JSON_LIMIT:  # a directory, a FIFO, a device
+        os.close(descriptor)
+        return None
     with os.fdopen(descriptor, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode) or info.st_size > JSON_LIMIT:
-            return None
         try:
             return json.loads(file.read())
         except (OSError, ValueError, RecursionError):

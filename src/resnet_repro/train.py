@@ -30,7 +30,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from resnet_repro import config
 from resnet_repro.config import CONFIG_DIR, VERSION_BASE
-from resnet_repro.errors import UserError
+from resnet_repro.errors import UserError, printable_streams
 from resnet_repro.files import interrupted_writes, read_json
 from resnet_repro.runs.layout import CHECKPOINTS, GRADIENT_NORMS, LAST, LAYER_RESPONSES, RECIPE, RESULTS, refuse_links
 from resnet_repro.runs.lock import LockLost, RunHeldError, hold
@@ -82,7 +82,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     overrides = command_overrides()
     validate(cfg, explicit_model=any(o.split("=", 1)[0].lstrip("+~") == "model" for o in overrides))
     callbacks = make_callbacks(cfg)  # a callback that cannot be built is refused before the data is read
-    pl.seed_everything(cfg.seed, workers=True)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)  # recorded in results.json
     datamodule = instantiate(cfg.data, "data")
     model = instantiate(cfg.model, "model")
     datamodule.prepare_data()  # find, check and cache the data before anything is written
@@ -206,9 +206,8 @@ def run(cfg: DictConfig) -> float | None:
         return None
     except UserError as err:
         remove_empty(out_dir, Path(cfg.output_root))  # a refused command leaves no empty run directory behind
-        if multirun:
-            raise StopSweep(err) from err  # past Hydra's launcher, which would go on with the next job
-        raise  # main() reports it
+        # past Hydra (a BaseException): its launcher would go on with the next job, its runner print the overrides
+        raise StopSweep(err) from err
     except Exception as err:
         if not multirun:
             raise
@@ -236,9 +235,10 @@ def main() -> None:
     """The command line: bad input of any kind is one line on stderr and exit code 2, never a traceback."""
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors; they are reported once, here
     quiet_console()
+    printable_streams()
     try:
         hydra_main()
-    except (UserError, HydraException, OmegaConfBaseException, StopSweep) as err:
+    except (UserError, HydraException, OmegaConfBaseException, StopSweep) as err:  # the refusal, in one line
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except SweepFailed as failed:  # every run was recorded; some failed or diverged

@@ -28,7 +28,7 @@ from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import check_integrity
 
 from resnet_repro.errors import ConfigError, DataError
-from resnet_repro.files import WriteFailed, save_tensors
+from resnet_repro.files import WriteFailed, load_checkpoint, save_tensors
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +119,19 @@ def load_cifar(
 
 
 def _cached(cache_file: Path, kind: str) -> CifarArrays | None:
-    """The decoded arrays cached in `cache_file`, None when there are none (a damaged cache is never trusted)."""
+    """The decoded arrays cached in `cache_file`, None when there are none. A damaged or changed cache is never
+    trusted: the fingerprint of its tensors is computed again (about 0.2 s for CIFAR) and must be the recorded one,
+    so a run never records the clean data's fingerprint for changed pixels or labels."""
     if not cache_file.is_file():
         return None
     try:
-        return CifarArrays(**{**torch.load(cache_file, weights_only=True), "kind": kind})
+        arrays = CifarArrays(**{**load_checkpoint(cache_file), "kind": kind})
+        tensors = (arrays.train_images, arrays.train_labels, arrays.test_images, arrays.test_labels)
+        if array_fingerprint(*tensors) != arrays.fingerprint:
+            raise ValueError("its tensors do not match the fingerprint recorded with them: they were changed")
+        return arrays
     except Exception as err:
-        log.warning("ignoring unreadable cache %s (%s); decoding again", cache_file, err)
+        log.warning("ignoring the cache %s (%s); decoding the images again", cache_file, str(err).splitlines()[0])
         return None
 
 

@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from resnet_repro.errors import UserError
+from resnet_repro.errors import UserError, printable_streams
 from resnet_repro.report.render import write_report
 
 
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--sims", type=int, default=2000, help="with --calibrate: simulated sweeps per seed count")
     args = parser.parse_args(argv)
+    printable_streams()
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)  # one line per note on stderr
     try:
         if args.calibrate:

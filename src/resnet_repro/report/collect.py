@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import statistics
 from collections import defaultdict
@@ -11,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from resnet_repro.config import declared_dataset, net_keys
-from resnet_repro.files import read_json
+from resnet_repro.runs import records
 from resnet_repro.runs.layout import GRADIENT_NORMS, LAYER_RESPONSES, RECIPE, RESULTS
 from resnet_repro.runs.lock import holder, holder_text
 from resnet_repro.runs.recipe import ADDED_LATER, fingerprint, flatten, is_recipe_key
+from resnet_repro.runs.records import RecordError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -110,12 +114,20 @@ class Run:
     @cached_property
     def responses(self) -> dict[str, float] | None:
         """Fig. 7: the response std of each 3x3 layer in network order (layer_responses.json), read once."""
-        return read_json(self.path / LAYER_RESPONSES)
+        return self.layers(LAYER_RESPONSES)
 
     @cached_property
     def gradients(self) -> dict[str, float] | None:
         """Sec. 4.1: the mean gradient norm at each 3x3 layer's response in network order (gradient_norms.json)."""
-        return read_json(self.path / GRADIENT_NORMS)
+        return self.layers(GRADIENT_NORMS)
+
+    def layers(self, name: str) -> dict[str, float] | None:
+        """A {layer: number} record of this run, None when missing or not one (warned)."""
+        try:
+            return records.read(self.path / name, records.layers)
+        except RecordError as err:
+            log.warning("%s", err)
+            return None
 
     def value(self, metric: str) -> float | None:
         """A number of this run: a recorded metric (test_err, train_err, ...) or one derived from its layers:
@@ -227,26 +239,17 @@ class Group:
         return {run.seed: value for run in self.runs if (value := run.value(metric)) is not None}
 
 
+def utf8(path: Path) -> bool:
+    """Whether a path is valid UTF-8 text (a folder name from another file system may not be)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def as_dict(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {}
-
-
-# results.json fields the report reads, and the types they must have (None allowed for all but metrics and step)
-SCHEMA = {"metrics": dict, "step": int, "machine": dict, "data": dict, "wall_time_s": int | float, "segments": list}
-
-
-def malformed(results: dict[str, Any]) -> str | None:
-    """What is wrong with a completed run's results.json for the report, or None."""
-    if results["status"] != "completed":
-        return None
-    for key, kind in SCHEMA.items():
-        value = results.get(key)
-        if (value is not None or key in ("metrics", "step")) and not isinstance(value, kind):
-            return f"{key} is {type(value).__name__}, not {getattr(kind, '__name__', kind)}"
-    segments = results.get("segments") or []
-    if not all(isinstance(s, dict) and isinstance(s.get("steps"), list) and len(s["steps"]) == 2 for s in segments):
-        return "segments are not [{steps: [from, to], ...}]"
-    return None
 
 
 def not_trained(results: dict[str, Any], recipe: Any) -> str | None:
@@ -280,12 +283,16 @@ def find_runs(sweeps: list[Path], told_apart: tuple[str, ...] = ()) -> list[Run]
     for sweep in sweeps:
         run_dirs = {p.parent for name in (RECIPE, RESULTS) for p in sweep.rglob(name)}
         for run_dir in sorted(run_dirs):
-            identity = as_dict(read_json(run_dir / RECIPE))
-            results = as_dict(read_json(run_dir / RESULTS))  # a file from elsewhere may hold anything
-            results["status"] = str(results.get("status", "unfinished"))
-            problem = malformed(results)
-            if problem:
-                results = {"status": "unreadable", "error": f"results.json: {problem}; left out"}
+            if not utf8(run_dir):
+                log.warning(
+                    "%s is left out: its folder name is not valid UTF-8 (rename it to report it)", ascii(run_dir)
+                )
+                continue
+            try:  # a file from elsewhere may hold anything: read through the gate (records.py)
+                identity = records.read(run_dir / RECIPE, records.identity) or {}
+                results = records.read(run_dir / RESULTS, records.results) or {"status": "unfinished"}
+            except RecordError as err:
+                identity, results = {}, {"status": "unreadable", "error": f"{err}; left out"}
             held = holder(run_dir) if results["status"] != "completed" else None
             if held is not None:  # being trained right now (lock.py)
                 results = {**results, "status": "held by another process", "error": holder_text(held)}

@@ -23,9 +23,10 @@ ENTRIES = (LOCK, RUN_LOG, RECIPE, RESULTS, LAYER_RESPONSES, GRADIENT_NORMS, EVAL
 
 
 def refuse_links(run_dir: Path) -> None:
-    """Refuse a run directory in which one of the entries this project writes is a symbolic link: writing
-    through it would change a file elsewhere. Raises UserError naming the link; nothing is written."""
-    links = [run_dir / name for name in ENTRIES if (run_dir / name).is_symlink()]
+    """Refuse a run directory that is a symbolic link, or in which one of the entries this project writes is one:
+    writing through it would change a file elsewhere. Raises UserError naming the link; nothing is written."""
+    links = [run_dir] if run_dir.is_symlink() else []  # the run directory itself: every file would go elsewhere
+    links += [run_dir / name for name in ENTRIES if (run_dir / name).is_symlink()]
     checkpoints = run_dir / CHECKPOINTS
     links += [p for p in checkpoints.glob("*") if p.is_symlink()] if checkpoints.is_dir() else []
     if links:

@@ -23,8 +23,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_repro.errors import UserError
-from resnet_repro.files import CheckpointError, load_checkpoint, read_json, write_json
+from resnet_repro.files import CheckpointError, load_checkpoint, write_json
+from resnet_repro.runs import records
 from resnet_repro.runs.layout import CHECKPOINTS, LAST, RECIPE, RESULTS
+from resnet_repro.runs.records import RecordError
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +142,8 @@ def recorded_identity(run_dir: Path) -> dict[str, Any] | None:
 
     A directory with results or checkpoints but no recorded recipe (written by an older version) is refused.
     """
-    for source in (run_dir / RECIPE, run_dir / RESULTS):
-        record = read_json(source)
+    for source, check in ((run_dir / RECIPE, records.identity), (run_dir / RESULTS, records.results)):
+        record = records.read(source, check)  # RecordError (one line) when it holds what no run writes
         if record and "recipe" in record:
             return record
     if (run_dir / RESULTS).exists() or (run_dir / CHECKPOINTS).is_dir():
@@ -192,7 +194,7 @@ def resume_checkpoint(run_dir: Path, ckpt_path: str | None, identity: dict[str, 
     if not explicit and not path.is_file():
         return None
     try:
-        recorded = load_checkpoint(path).get("run_identity")
+        checkpoint = records.checkpoint(path)  # counters, segments and identity checked (RecordError otherwise)
     except CheckpointError as err:
         if explicit or "could run code" in str(err):
             raise
@@ -200,7 +202,10 @@ def resume_checkpoint(run_dir: Path, ckpt_path: str | None, identity: dict[str, 
         path.rename(aside)
         log.warning("%s; moved to %s, training this run from the start", err, aside)
         return None
-    check_identity(path, recorded, identity)
+    check_identity(path, checkpoint.get("run_identity"), identity)
+    length = identity["recipe"].get("trainer.max_steps")
+    if isinstance(length, int) and checkpoint["global_step"] > length:
+        raise RecordError(path, "global_step", f"is {checkpoint['global_step']}, past trainer.max_steps {length}")
     log.info("resuming from step %s (%s in %s)", checkpoint_step(run_dir, ckpt_path), path.name, run_dir)
     return path
 

@@ -29,9 +29,10 @@ from resnet_repro.data import CifarDataModule
 from resnet_repro.data.dataloader import dataloader
 from resnet_repro.data.imagenet import eval_transform
 from resnet_repro.data.tensor_loader import TensorLoader
-from resnet_repro.errors import DataError, UserError
+from resnet_repro.errors import DataError, UserError, printable_streams
 from resnet_repro.files import read_json, write_json
 from resnet_repro.models.registry import ARCHITECTURES
+from resnet_repro.runs import records
 from resnet_repro.runs.layout import EVAL, RESULTS, refuse_links
 from resnet_repro.runs.provenance import git_commit, machine
 from resnet_repro.training.console import quiet_console
@@ -119,8 +120,7 @@ def imagenet_loader(
 def recorded_data(weights: str | Path) -> dict[str, Any]:
     """What a run recorded of its data (results.json: data, and the config's data), empty for weights of no run."""
     run_dir = run_dir_of(Path(weights))
-    results = (read_json(run_dir / RESULTS) or {}) if run_dir is not None else {}
-    results = results if isinstance(results, dict) else {}
+    results = (records.read(run_dir / RESULTS, records.results) or {}) if run_dir is not None else {}
     config = results.get("config")
     config_data = config.get("data") if isinstance(config, dict) else None
     return {"data": results.get("data"), "config": config_data if isinstance(config_data, dict) else {}}
@@ -130,7 +130,10 @@ def recorded_cache(weights: str | Path) -> str | None:
     """The decoded-image cache folder a run was trained with (data.cache_dir), so evaluating it decodes nothing
     again; None for the default (beside the data) or weights of no run."""
     cache = recorded_data(weights)["config"].get("cache_dir")
-    return cache if isinstance(cache, str) else None
+    if not isinstance(cache, str) or not cache:
+        return None
+    folder = Path(cache).expanduser()  # a path from a record: used only where a cache already is, never created
+    return cache if folder.is_dir() and not folder.is_symlink() and any(folder.glob("*.pt")) else None
 
 
 def recorded_root(weights: str | Path) -> Path:
@@ -249,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     conventions.add_argument(parser)
     args = parser.parse_args(argv)
     quiet_console()
+    printable_streams()
     try:
         if args.out is None and run_dir_of(args.weights) is not None:
             refuse_links(run_dir_of(args.weights))  # eval.json is written beside a run only if it holds no links

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from resnet_repro.errors import UserError
+from resnet_repro.errors import UserError, printable_streams
 from resnet_repro.use import conventions
 from resnet_repro.use.weights import export
 
@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="the file to write (default: <run>/export/...)")
     conventions.add_argument(parser)
     args = parser.parse_args(argv)
+    printable_streams()
     try:
         out = export(args.run, args.out, args.which, args.convention)
     except UserError as err:

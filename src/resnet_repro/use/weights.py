@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from resnet_repro.errors import UserError
-from resnet_repro.files import atomic_write, load_checkpoint, read_json
+from resnet_repro.files import atomic_write, load_checkpoint
 from resnet_repro.models.imagenet import IMAGENET_LAYOUTS
 from resnet_repro.models.registry import ARCHITECTURES, architecture
+from resnet_repro.runs import records
 from resnet_repro.runs.layout import CHECKPOINTS, EXPORT, LAST, RECIPE, RESULTS, refuse_links
 from resnet_repro.use import conventions
 
@@ -69,7 +70,7 @@ def find_checkpoint(run_dir: Path, which: str) -> Path:
     protocol), or "best" (best by val error; a run without a val split has none, so its final weights)."""
     if which not in ("best", "last"):
         raise WeightsError(f"which must be 'best' or 'last', got {which!r}")
-    recipe = (read_json(run_dir / RECIPE) or {}).get("recipe", {})
+    recipe = (records.read(run_dir / RECIPE, records.identity) or {}).get("recipe", {})
     folder = run_dir / CHECKPOINTS
     if which == "best" and recipe.get("data.val_size", 0):
         return best_checkpoint(folder)
@@ -113,14 +114,14 @@ def read_run(path: Path, which: str = "best") -> dict[str, Any]:
         raise WeightsError(f"{path} is not a run directory (one with {RECIPE}) nor a checkpoint inside one")
     checkpoint_path = path if path.is_file() else find_checkpoint(run_dir, which)
     checkpoint = load_checkpoint(checkpoint_path)  # data only: a pickle payload is refused, never run
-    identity = checkpoint.get("run_identity") or read_json(run_dir / RECIPE)
-    if (
-        not isinstance(identity, dict)
-        or not isinstance(identity.get("recipe"), dict)
-        or not isinstance(checkpoint.get("state_dict"), dict)
-    ):
+    if "run_identity" in checkpoint:
+        identity = records.identity(checkpoint["run_identity"], checkpoint_path)
+    else:
+        identity = records.read(run_dir / RECIPE, records.identity)
+    if identity is None or not isinstance(checkpoint.get("state_dict"), dict):
         raise WeightsError(f"{checkpoint_path} is not a checkpoint of a resnet-repro run (no recipe or state_dict)")
-    results = read_json(run_dir / RESULTS) or {}
+    records.state_dict(checkpoint["state_dict"], checkpoint_path)
+    results = records.read(run_dir / RESULTS, records.results) or {}
     return {
         "format": EXPORT_FORMAT,
         **model_spec(identity["recipe"]),
@@ -166,8 +167,9 @@ def read_weights(path: str | Path, which: str = "best", convention: str | None =
         return read_run(path, which)
     data = load_checkpoint(path)  # data only: a pickle payload is refused, never run; on the CPU
     if data.get("format") == EXPORT_FORMAT:
-        return {**data, "source": str(path)}
-    if data and all(isinstance(v, torch.Tensor) for v in data.values()) and not conventions.matching(data, path):
+        return {**records.export(data, path), "source": str(path)}
+    tensors = data and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in data.items())
+    if tensors and not conventions.matching(data, path):
         return {"format": "torchvision", **torchvision_spec(data, path), "state_dict": data, "source": str(path)}
     raise WeightsError(foreign(path, data))
 
@@ -212,11 +214,17 @@ def foreign(path: Path, data: dict[str, Any]) -> str:
 
 def load_record(record: dict[str, Any], map_location: str | torch.device = "cpu") -> nn.Module:
     """The network of an export record, weights loaded with strict=True, in eval mode."""
+    state = records.state_dict(record["state_dict"], record["source"])
+    largest = {"depth": len(state), "num_classes": max(t.numel() for t in state.values())}  # every layer has weights
+    for key, most in largest.items():
+        value = record["kwargs"].get(key)
+        if isinstance(value, int) and value > most:  # never build a network far larger than its weights
+            raise WeightsError(f"{record['source']}: {key}={value} cannot fit weights of {len(state)} tensors")
     try:
         model = build(record)
     except (TypeError, ValueError) as err:  # constructor arguments that no network of its class takes
         raise WeightsError(f"{record['source']}: cannot build {network_name(record)}: {err}") from None
-    state = dict(record["state_dict"])
+    state = dict(state)
     if "stride_in_1x1" in model.state_dict() and "stride_in_1x1" not in state and record["format"] != "torchvision":
         state["stride_in_1x1"] = model.stride_in_1x1.clone()  # ours, written before the placement was recorded
     try:

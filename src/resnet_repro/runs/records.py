@@ -1,0 +1,241 @@
+"""The reading gate: what a run directory, a sweep, an export or a checkpoint says is checked here before anything
+uses it. Files are opened by files.read_json and files.load_checkpoint (no links, regular files only, bounded size,
+never blocking on a FIFO, data only); the records they hold are checked against their types: names from a small
+alphabet, numbers as numbers, counters as non-negative integers, bounded nesting, text that is valid UTF-8, and a
+checkpoint's step counters against the segments it records. A record that does not fit is refused with one
+RecordError naming the file and the field; nothing of it is used. No string of a record becomes a path or an
+import target here or anywhere else: file names come from `file_name`-checked or hex fields only."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from resnet_repro.errors import UserError
+from resnet_repro.files import load_checkpoint, read_json
+
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")  # config keys, parameter, layer and metric names
+HEX_ID = re.compile(r"[0-9a-f]{8,64}")  # recipe ids
+MAX_DEPTH = 24  # nesting of any record; the deepest this project writes is the resolved config's, about 6
+STATUSES = ("running", "completed", "diverged", "stopped", "interrupted", "failed")
+COUNTERS = ("ready", "started", "processed", "completed")  # Lightning's loop progress counters
+
+
+class RecordError(UserError):
+    """A record that does not have the types this project writes: refused, naming the file and the field."""
+
+    def __init__(self, where: str | Path, field: str, problem: str) -> None:
+        super().__init__(f"{where}: {field} {problem}; it is not a record this project wrote, so it is not used")
+
+
+def shown(value: Any) -> str:
+    """A short, printable description of a hostile value."""
+    text = ascii(value) if not isinstance(value, dict | list) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def text(value: Any, where: str | Path, field: str) -> str:
+    if not isinstance(value, str):
+        raise RecordError(where, field, f"is {shown(value)}, not text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecordError(where, field, "is not valid UTF-8 text") from None
+    return value
+
+
+def name(value: Any, where: str | Path, field: str) -> str:
+    if not isinstance(value, str) or not NAME.fullmatch(value):
+        raise RecordError(where, field, f"is {shown(value)}, not a name (letters, digits, _ . -)")
+    return value
+
+
+def integer(value: Any, where: str | Path, field: str, low: int = 0) -> int:
+    if type(value) is not int or value < low or value > 2**53:
+        raise RecordError(where, field, f"is {shown(value)}, not an integer >= {low}")
+    return value
+
+
+def plain(value: Any, where: str | Path, field: str, depth: int = 0) -> Any:
+    """JSON-like data (None, bool, numbers, text, lists, dicts with text keys) of bounded nesting."""
+    if depth > MAX_DEPTH:
+        raise RecordError(where, field, f"is nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        return text(value, where, field)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, list | tuple):
+        return [plain(v, where, f"{field}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {
+            text(k, where, f"a key of {field}"): plain(v, where, f"{field}.{k}", depth + 1) for k, v in value.items()
+        }
+    raise RecordError(where, field, f"holds a {type(value).__name__}")
+
+
+def mapping(value: Any, where: str | Path, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise RecordError(where, field, f"is {shown(value)}, not a mapping")
+    return plain(value, where, field)
+
+
+def recipe(value: Any, where: str | Path, field: str = "recipe") -> dict[str, Any]:
+    """{dotted key: a value or a list of values} (what runs/recipe.make_recipe writes)."""
+    value = mapping(value, where, field)
+    for key, item in value.items():
+        name(key, where, f"a key of {field}")
+        items = item if isinstance(item, list) else [item]
+        if any(isinstance(v, dict | list) for v in items):
+            raise RecordError(where, f"{field}.{key}", "holds nested data, not a value or a list of values")
+    return value
+
+
+def identity(value: Any, where: str | Path) -> dict[str, Any]:
+    """A run's identity (recipe.json, a checkpoint's run_identity): {recipe_id, seed, recipe, ...}."""
+    value = mapping(value, where, "the record")
+    if not isinstance(value.get("recipe_id"), str) or not HEX_ID.fullmatch(value["recipe_id"]):
+        raise RecordError(where, "recipe_id", f"is {shown(value.get('recipe_id'))}, not a recipe id (hex digits)")
+    integer(value.get("seed"), where, "seed", low=-(2**31))
+    return {**value, "recipe": recipe(value.get("recipe"), where)}
+
+
+def numbers(value: Any, where: str | Path, field: str) -> dict[str, float | int | None]:
+    """{name: a number or None} (metrics)."""
+    value = mapping(value, where, field)
+    for key, item in value.items():
+        if item is not None and (isinstance(item, bool) or not isinstance(item, int | float)):
+            raise RecordError(where, f"{field}.{key}", f"is {shown(item)}, not a number")
+    return value
+
+
+def layers(value: Any, where: str | Path) -> dict[str, float]:
+    """{layer: a finite number}, in network order (layer_responses.json, gradient_norms.json)."""
+    value = numbers(value, where, "the record")
+    for key, item in value.items():
+        name(key, where, "a layer name")
+        if item is None or not math.isfinite(item):
+            raise RecordError(where, key, f"is {shown(item)}, not a finite number")
+    return value
+
+
+def segments(value: Any, where: str | Path) -> list[dict[str, Any]]:
+    """Who trained which steps: [{"steps": [from, to], ...}, ...], contiguous from step 0."""
+    if not isinstance(value, list):
+        raise RecordError(where, "segments", f"is {shown(value)}, not a list")
+    value = plain(value, where, "segments")
+    end = 0
+    for i, segment in enumerate(value):
+        steps = segment.get("steps") if isinstance(segment, dict) else None
+        if not isinstance(steps, list) or len(steps) != 2:
+            raise RecordError(where, f"segments[{i}].steps", f"is {shown(steps)}, not [from, to]")
+        start, stop = (integer(s, where, f"segments[{i}].steps") for s in steps)
+        if start > end or stop < start:
+            raise RecordError(where, f"segments[{i}].steps", f"[{start}, {stop}] does not continue from step {end}")
+        end = stop
+    return value
+
+
+def results(value: Any, where: str | Path) -> dict[str, Any]:
+    """A run's results.json: its status, step, metrics, segments, identity and provenance."""
+    value = mapping(value, where, "the record")
+    status = value.get("status")
+    if status not in STATUSES:
+        raise RecordError(where, "status", f"is {shown(status)}, not one of {', '.join(STATUSES)}")
+    if value.get("step") is not None:
+        integer(value["step"], where, "step")
+    for field in ("metrics", "config", "data", "network", "machine"):
+        if field in value and value[field] is not None:
+            mapping(value[field], where, field)
+    for field in ("wall_time_s", "images_per_s"):
+        if value.get(field) is not None and (
+            isinstance(value[field], bool) or not isinstance(value[field], int | float)
+        ):
+            raise RecordError(where, field, f"is {shown(value[field])}, not a number")
+    if "metrics" in value:
+        numbers(value["metrics"] or {}, where, "metrics")
+    if "segments" in value:
+        segments(value["segments"] or [], where)
+    if "recipe" in value:
+        value = {**value, **identity(value, where)}
+    return value
+
+
+def read(path: Path, check: Any) -> dict[str, Any] | None:
+    """The record in `path` checked by `check` (results, identity, layers), None when the file is missing or is not
+    a regular file of valid JSON (files.read_json). Raises RecordError when it holds the wrong types."""
+    data = read_json(path)
+    return None if data is None else check(data, path)
+
+
+def state_dict(value: Any, where: str | Path, field: str = "state_dict") -> dict[str, torch.Tensor]:
+    """{parameter name: tensor}."""
+    if not isinstance(value, dict) or not value:
+        raise RecordError(where, field, f"is {shown(value)}, not a mapping of parameter names to tensors")
+    for key, item in value.items():
+        name(key, where, f"a parameter name of {field}")
+        if not isinstance(item, torch.Tensor):
+            raise RecordError(where, f"{field}.{key}", f"is {shown(item)}, not a tensor")
+    return value
+
+
+def export(value: dict[str, Any], where: str | Path) -> dict[str, Any]:
+    """An exported file (use/weights.export): format, arch, kwargs, state_dict and what is known of the run."""
+    name(value.get("arch"), where, "arch")
+    kwargs = mapping(value.get("kwargs"), where, "kwargs")
+    for key, item in kwargs.items():
+        if not key.isidentifier():
+            raise RecordError(where, "a key of kwargs", f"is {shown(key)}, not an argument name")
+        if isinstance(item, dict | list):
+            raise RecordError(where, f"kwargs.{key}", f"is {shown(item)}, not a value")
+    checked = {**value, "kwargs": kwargs, "state_dict": state_dict(value.get("state_dict"), where)}
+    checked["recipe"] = recipe(value.get("recipe") or {}, where)
+    checked["metrics"] = numbers(value.get("metrics") or {}, where, "metrics")
+    for field in ("seed", "step"):
+        if value.get(field) is not None:
+            integer(value[field], where, field, low=-(2**31) if field == "seed" else 0)
+    if value.get("recipe_id") is not None and not (
+        isinstance(value["recipe_id"], str) and HEX_ID.fullmatch(value["recipe_id"])
+    ):
+        raise RecordError(where, "recipe_id", f"is {shown(value['recipe_id'])}, not a recipe id (hex digits)")
+    return checked
+
+
+def checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint of a run (files.load_checkpoint: data only), its counters checked: global_step, the loops'
+    progress counters and the segments it records agree (the last segment ends at its step), its state_dict holds
+    tensors under names and its run_identity is an identity."""
+    data = load_checkpoint(path)
+    step = integer(data.get("global_step"), path, "global_step")
+    state_dict(data.get("state_dict"), path)
+    if "run_identity" in data:
+        identity(data["run_identity"], path)
+    loops = data.get("loops", {})
+    counters(mapping(loops, path, "loops"), path, "loops")
+    stepped = (
+        loops.get("fit_loop", {}).get("epoch_loop", {}).get("automatic_optimization", {}).get("optim_progress", {})
+    )
+    stepped = stepped.get("optimizer", {}).get("step", {}).get("total", {}).get("completed", step)
+    if stepped != step:
+        raise RecordError(path, "global_step", f"is {step} but its loops record {stepped} optimizer steps")
+    callbacks = data.get("callbacks", {})
+    if not isinstance(callbacks, dict):
+        raise RecordError(path, "callbacks", f"is {shown(callbacks)}, not a mapping")
+    recorded = callbacks.get("Segments", {}).get("segments") if isinstance(callbacks.get("Segments"), dict) else None
+    if recorded is not None:
+        ends = segments(recorded, path)
+        if ends and ends[-1]["steps"][1] != step:
+            raise RecordError(path, "global_step", f"is {step} but its segments end at step {ends[-1]['steps'][1]}")
+    return data
+
+
+def counters(tree: dict[str, Any], where: str | Path, field: str) -> None:
+    """Every progress counter under `tree` is a non-negative integer."""
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            counters(value, where, f"{field}.{key}")
+        elif key in COUNTERS:
+            integer(value, where, f"{field}.{key}")
