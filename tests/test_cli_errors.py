@@ -37,6 +37,10 @@ CASES = [
     ("wrong class count", [], "classes", "has 9 class folders, expected 10", 2),
     ("unreadable image", [], "image", "cannot read image", 2),
     ("negative lr", ["optim.lr=-0.1"], None, "optim.lr: the learning rate must be > 0", 2),
+    ("text for the lr", ["optim.lr=abc"], None, "optim.lr: must be a number, got 'abc'", 2),
+    ("text for the seed", ["seed=abc"], None, "seed: must be an integer, got 'abc'", 2),
+    ("text in the milestones", ["optim.milestones=[a]"], None, "optim.milestones: must be a list of iteration", 2),
+    ("a depth of text", ["model.depth=abc"], None, "CIFAR depth must be 6n+2", 2),
     ("milestones beyond max_steps", ["optim.milestones=[10,5000]"], None, "optim.milestones", 2),
     ("batch size 0", ["data.batch_size=0"], None, "data.batch_size: must be an integer >= 1", 2),
     ("malformed sweep override", ["-m", "model.depth=20,,32"], None, "Error parsing override", 2),
@@ -79,7 +83,9 @@ def test_bad_input_gives_one_clear_message(
     assert result.returncode == code, result.stdout[-2000:] + result.stderr[-2000:]
     assert expected in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) <= 12
+    # the refusal alone: nothing before it (no "Seed set to 0", no Hydra "Error executing job"), on one line
+    assert result.stderr.strip().splitlines() == [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(result.stderr.strip().splitlines()) == 1 and "Seed set" not in result.stdout + result.stderr
     assert not (run_dir / "results.json").exists()
     assert not list(tmp_path.rglob("results.json"))
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from resnet_repro import files
 from resnet_repro import train as train_cli
 from resnet_repro.report import write_report
 from resnet_repro.report.__main__ import main as report_main
@@ -181,21 +182,19 @@ def test_resume_by_another_commit_records_two_segments(tiny_cifar: Path, tmp_pat
 
 def fail_part_way(monkeypatch: pytest.MonkeyPatch, name: str, after: int = 0) -> None:
     """Make the (after+1)-th atomic write of `name` write half its bytes, then fail as on a full disk."""
-    real_save, real_write_text = torch.save, Path.write_text
     calls = {"n": 0}
+    real = files.write_new_file
 
-    def failing(tmp: object, write) -> None:
-        if not isinstance(tmp, str | Path) or not Path(tmp).name.startswith(f".{name}."):
-            return write()
+    def failing(folder: int, tmp: str, data: memoryview) -> None:
+        if not tmp.startswith(f".{name}."):
+            return real(folder, tmp, data)
         calls["n"] += 1
         if calls["n"] <= after:
-            return write()
-        write()
-        Path(tmp).write_bytes(Path(tmp).read_bytes()[: Path(tmp).stat().st_size // 2])
+            return real(folder, tmp, data)
+        real(folder, tmp, data[: len(data) // 2])  # the disk fills half-way through the file
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(torch, "save", lambda obj, f, *a, **k: failing(f, lambda: real_save(obj, f, *a, **k)))
-    monkeypatch.setattr(Path, "write_text", lambda self, *a, **k: failing(self, lambda: real_write_text(self, *a, **k)))
+    monkeypatch.setattr(files, "write_new_file", failing)
 
 
 def cli(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> int:

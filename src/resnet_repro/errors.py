@@ -26,3 +26,8 @@ def printable_streams() -> None:
         reconfigure = getattr(stream, "reconfigure", None)  # a StringIO (tests, notebooks) has none, and needs none
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message on one line (a library's message may span several: its lines are joined by "; ")."""
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())

@@ -1,20 +1,23 @@
-"""Files, read and written safely. Writes are atomic: a temporary file in the same folder, then a rename, so a
-write that fails part-way (a full disk, a lost permission) or a process killed mid-write leaves the file's previous
-version intact. Checkpoints are read as data (torch.load with weights_only=True): a file from someone else never
-runs code here."""
+"""Files, read and written safely. Every write goes through one writer, atomic_write: a temporary file in the same
+folder, then a rename, so a write that fails part-way (a full disk, a lost permission) or a process killed mid-write
+leaves the file's previous version intact; below the folder a command owns it never follows a link. Checkpoints
+are read as data (torch.load with weights_only=True): a file from someone else never runs code here."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fnmatch
+import io
 import json
 import os
 import pickle
 import re
+import secrets
 import stat
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -27,40 +30,109 @@ class WriteFailed(UserError):
     """A write that did not complete; the file's previous version, if there was one, is untouched."""
 
     def __init__(self, path: Path, cause: BaseException) -> None:
-        reason = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+        reason = getattr(cause, "strerror", None) or (str(cause).splitlines() or [""])[0] or type(cause).__name__
         kept = "its previous version is intact" if path.exists() else "nothing was written in its place"
         super().__init__(f"could not write {path} ({reason}); {kept}. Free space or fix permissions, then rerun")
         self.path = path
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a temporary path beside `path`, fsync it, then rename it over `path`.
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], root: str | Path | None = None) -> None:
+    """The one writer: render the file with `write(buffer)` in memory, write it to a temporary file beside `path`,
+    fsync it, then rename it over `path`.
 
-    Raises WriteFailed (naming `path`) when any step fails; the temporary file is removed then.
+    `root`: the folder the command owns (a run directory, a report folder). Each folder from `root` (itself
+    included) down to the file's is opened through directory descriptors without following links, at this very
+    write (created when missing), so a link at any level below `root`, even one swapped in mid-run, is refused and
+    nothing is written through it. Without `root` only the file itself is never written through a link. Raises
+    WriteFailed naming `path` ("No space left on device" when the disk is full); the temporary file is removed then.
     """
     path = Path(path)
-    tmp: Path | None = None
+    buffer = io.BytesIO()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        tmp.chmod(0o666 & ~_umask())  # mkstemp creates 0600; give the file the permissions open() would
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write(buffer)
+    except Exception as err:
+        raise WriteFailed(path, err) from err
+    folder, tmp = None, None
+    try:
+        folder = open_folder(path.parent, root)
+        tmp = f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+        write_new_file(folder, tmp, buffer.getbuffer())
+        os.replace(tmp, path.name, src_dir_fd=folder, dst_dir_fd=folder)  # a link there is replaced, not followed
+        tmp = None
     except Exception as err:
         raise WriteFailed(path, err) from err
     finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+        if folder is not None:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=folder)
+            os.close(folder)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def write_new_file(folder: int, name: str, data: memoryview) -> None:
+    """Create the file `name` in the folder open as `folder` (never over an existing file or a link), write `data`
+    and fsync it; a full disk raises OSError ENOSPC here ("No space left on device")."""
+    descriptor = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666, dir_fd=folder)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(descriptor, view) :]
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class LinkRefused(OSError):
+    """A folder below a writer's root that is a symbolic link (or not a folder)."""
+
+
+def open_folder(folder: Path, root: str | Path | None, create: bool = True) -> int:
+    """A descriptor of `folder`: below `root` each level opened with O_NOFOLLOW from its parent's descriptor
+    (created when missing and `create`); LinkRefused for a link at any level, `root` itself included."""
+    flags = os.O_RDONLY | os.O_DIRECTORY
+    if root is None:
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        return os.open(folder, flags)
+    root = Path(root)
+    parts = folder.relative_to(root).parts  # ValueError: a caller's root that does not hold the file
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
+    descriptor, where = None, root
+    try:
+        descriptor = os.open(root, flags | os.O_NOFOLLOW)
+        for part in parts:
+            where = where / part
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o777, dir_fd=descriptor)
+            child = os.open(part, flags | os.O_NOFOLLOW, dir_fd=descriptor)
+            os.close(descriptor)
+            descriptor = child
+    except OSError as err:
+        if descriptor is not None:
+            os.close(descriptor)
+        if err.errno in (errno.ELOOP, errno.ENOTDIR):
+            problem = f"{where} is a symbolic link or not a folder; nothing is written through it"
+            raise LinkRefused(err.errno, problem) from None
+        raise
+    return descriptor
+
+
+def remove_file(path: Path, root: str | Path) -> bool:
+    """Remove the file `path` below `root` (never following a link on the way; a link there is removed itself,
+    not its target). False when there was none."""
+    try:
+        folder = open_folder(path.parent, root, create=False)
+    except FileNotFoundError:
+        return False
+    try:
+        os.unlink(path.name, dir_fd=folder)
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(folder)
+    return True
 
 
 def interrupted_writes(folder: Path, names: Iterable[str], remove: bool) -> list[str]:
@@ -127,9 +199,9 @@ def checkpoint_data(path: Path, file: Any) -> dict[str, Any]:
     return data
 
 
-def write_json(path: str | Path, data: Any) -> None:
-    """Write `data` as indented JSON, atomically."""
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))
+def write_json(path: str | Path, data: Any, root: str | Path | None = None) -> None:
+    """Write `data` as indented JSON, atomically (atomic_write, below `root` when given)."""
+    atomic_write(path, lambda file: file.write((json.dumps(data, indent=2, default=str) + "\n").encode()), root)
 
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*")  # cifar10, my-digits.v2: never a path
@@ -163,6 +235,6 @@ def read_json(path: str | Path) -> Any | None:
             return None
 
 
-def save_tensors(path: str | Path, data: dict[str, Any]) -> None:
-    """torch.save, atomically."""
-    atomic_write(path, lambda tmp: torch.save(data, tmp))
+def save_tensors(path: str | Path, data: dict[str, Any], root: str | Path | None = None) -> None:
+    """torch.save, atomically (atomic_write, below `root` when given)."""
+    atomic_write(path, lambda file: torch.save(data, file), root)

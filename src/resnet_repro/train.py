@@ -30,7 +30,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from resnet_repro import config
 from resnet_repro.config import CONFIG_DIR, VERSION_BASE
-from resnet_repro.errors import UserError, printable_streams
+from resnet_repro.errors import UserError, one_line, printable_streams
 from resnet_repro.files import interrupted_writes, read_json
 from resnet_repro.runs.layout import CHECKPOINTS, GRADIENT_NORMS, LAST, LAYER_RESPONSES, RECIPE, RESULTS, refuse_links
 from resnet_repro.runs.lock import LockLost, RunHeldError, hold
@@ -102,7 +102,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         # a resumed run's TensorBoard hides what an earlier attempt logged past its checkpoint: one point per step
         logger=hydra.utils.instantiate(cfg.logger, save_dir=str(out_dir), **tensorboard_purge(out_dir, cfg.ckpt_path)),
         callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(out_dir)],
         default_root_dir=str(out_dir),  # where every callback finds the run directory
         enable_progress_bar=shows_progress_bar(cfg.progress_bar),
     )
@@ -239,17 +239,17 @@ def main() -> None:
     try:
         hydra_main()
     except (UserError, HydraException, OmegaConfBaseException, StopSweep) as err:  # the refusal, in one line
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
     except SweepFailed as failed:  # every run was recorded; some failed or diverged
-        print(f"error: {failed}", file=sys.stderr)
+        print(f"error: {one_line(failed)}", file=sys.stderr)
         sys.exit(1)
     except RunInterrupted as interrupted:  # Ctrl-C or SIGTERM: the run saved its step; a sweep says how far it got
         ledger = ledger_now()
         if ledger is not None:
             lines, line, _ = summarize(ledger)
             print("\n".join([*lines, line]), flush=True)
-        print(f"error: {interrupted}", file=sys.stderr)
+        print(f"error: {one_line(interrupted)}", file=sys.stderr)
         sys.exit(130)
     except OSError as err:
         if err.filename is None:

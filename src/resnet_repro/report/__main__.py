@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from resnet_repro.errors import UserError, printable_streams
+from resnet_repro.errors import UserError, one_line, printable_streams
 from resnet_repro.report.render import write_report
 
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
             raise UserError(f"not a directory: {', '.join(map(str, missing))}")
         report = write_report(args.sweeps, args.out or args.sweeps[0] / "report", tuple(args.compare))
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
     print(f"wrote {report}")
 

@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.transforms.functional import pil_to_tensor
 
+from resnet_repro.files import open_folder, read_json, remove_file, write_json
+
 BOARD = "tb"  # the sweep board's folder inside the report folder
+BOARD_FILES = "board.json"  # the event files the report wrote there: the only ones a later report removes
 
 
 def fig6_tag(dataset: str, residual: bool, label: str, seed: int | None, split: str) -> str:
@@ -22,7 +26,10 @@ def write_board(
     """Write the sweep board into `out`/tb: `figures` (PNG files) as images, `curves` ({fig6_tag: points}) as
     scalars, and a custom-scalars layout with one chart per dataset and family. Returns the board's folder."""
     board = out / BOARD
-    earlier = list(board.glob("events.out.tfevents.*"))  # replaced once the new board is written
+    os.close(open_folder(board, out))  # made here, never through a link
+    written = read_json(out / BOARD_FILES)
+    mine = {name for name in written if isinstance(name, str)} if isinstance(written, list) else set()
+    before = {path.name for path in board.iterdir()}
     with SummaryWriter(str(board)) as writer:
         for figure in figures:
             with Image.open(figure) as image:
@@ -38,6 +45,7 @@ def write_board(
                 for dataset in datasets
             }
         )
-    for old in earlier:
-        old.unlink()
+    for name in before & mine:  # the previous board, replaced; event files this report did not write are kept
+        remove_file(board / name, out)
+    write_json(out / BOARD_FILES, sorted({path.name for path in board.iterdir()} - before), root=out)
     return board

@@ -284,9 +284,8 @@ def find_runs(sweeps: list[Path], told_apart: tuple[str, ...] = ()) -> list[Run]
         run_dirs = {p.parent for name in (RECIPE, RESULTS) for p in sweep.rglob(name)}
         for run_dir in sorted(run_dirs):
             if not utf8(run_dir):
-                log.warning(
-                    "%s is left out: its folder name is not valid UTF-8 (rename it to report it)", ascii(run_dir)
-                )
+                shown = ascii(str(run_dir))[1:-1]  # the bytes that are not UTF-8 as escapes
+                log.warning("%s is left out: its folder name is not UTF-8 (rename it to report it)", shown)
                 continue
             try:  # a file from elsewhere may hold anything: read through the gate (records.py)
                 identity = records.read(run_dir / RECIPE, records.identity) or {}

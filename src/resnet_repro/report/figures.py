@@ -98,4 +98,4 @@ def plot_fig7(groups: list[Group], path: Path) -> bool:
 def save_figure(fig: Figure, path: Path) -> None:
     """A PNG, written atomically."""
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    atomic_write(path, lambda file: fig.savefig(file, dpi=110, format="png"), path.parent)

@@ -38,6 +38,7 @@ REPORT_FILES = (
     "runs.json",
     "fig6-*.png",
     "fig7-*.png",
+    "board.json",
 )  # what the report writes in its folder
 
 
@@ -70,7 +71,9 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
     every_setting = [(name, setting) for name, dataset_settings in settings.items() for setting in dataset_settings]
     results = claims.evaluate(every_setting)
     write_scorecard(out / "scorecard.json", sweeps, results, every_setting, compare)
-    write_json(out / "runs.json", [run.record() for run in runs])  # what the report read: it regenerates from this
+    write_json(
+        out / "runs.json", [run.record() for run in runs], root=out
+    )  # what the report read: it regenerates from this
 
     lines = [f"# Reproduction report: {', '.join(s.name for s in sweeps)}", ""]
     done = [r for r in runs if r.status in ("completed", "not counted")]
@@ -107,7 +110,7 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
         f"Fig. 6 as custom scalars ({board.relative_to(out.parent)}).",
     ]
     report = out / "report.md"
-    atomic_write(report, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
+    atomic_write(report, lambda file: file.write(("\n".join(lines) + "\n").encode()), out)
     return report
 
 
@@ -271,7 +274,7 @@ def write_scorecard(
         ],
         "claims": [{**asdict(r), "setting": described.get(r.setting_id, "")} for r in results],
     }
-    write_json(path, data)
+    write_json(path, data, root=path.parent)
 
 
 def mean_std(values: list[float]) -> str:

@@ -23,12 +23,14 @@ ENTRIES = (LOCK, RUN_LOG, RECIPE, RESULTS, LAYER_RESPONSES, GRADIENT_NORMS, EVAL
 
 
 def refuse_links(run_dir: Path) -> None:
-    """Refuse a run directory that is a symbolic link, or in which one of the entries this project writes is one:
-    writing through it would change a file elsewhere. Raises UserError naming the link; nothing is written."""
+    """Refuse a run directory that is a symbolic link, or in which one of the entries this project writes is one, or
+    holds one at any depth (tb/version_0/hparams.yaml): writing through it would change a file elsewhere. Raises
+    UserError naming the link; nothing is written."""
     links = [run_dir] if run_dir.is_symlink() else []  # the run directory itself: every file would go elsewhere
     links += [run_dir / name for name in ENTRIES if (run_dir / name).is_symlink()]
-    checkpoints = run_dir / CHECKPOINTS
-    links += [p for p in checkpoints.glob("*") if p.is_symlink()] if checkpoints.is_dir() else []
+    for folder in (CHECKPOINTS, TENSORBOARD, EXPORT):  # and at any depth below the folders it writes into
+        for parent, dirs, files in os.walk(run_dir / folder) if not (run_dir / folder).is_symlink() else ():
+            links += [Path(parent, name) for name in dirs + files if Path(parent, name).is_symlink()]
     if links:
         raise UserError(
             f"{links[0]} is a symbolic link (to {os.readlink(links[0])}); a run directory holds only its own files, "

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import struct
 import time
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_repro.errors import UserError
+from resnet_repro.files import read_json
 from resnet_repro.runs.layout import LOCK, RUN_LOG
 
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # as conf/hydra/job_logging/console.yaml
@@ -93,10 +95,9 @@ def _try_lock(fd: int, path: Path) -> bool:
 
 
 def _read_holder(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text() or "{}")
-    except (OSError, ValueError):  # being written this very moment
-        return {}
+    """What the holder wrote in `.lock`; empty while it is being written (or when it holds anything else)."""
+    found = read_json(path)
+    return found if isinstance(found, dict) else {}
 
 
 def holder(run_dir: Path) -> dict[str, Any] | None:
@@ -105,8 +106,8 @@ def holder(run_dir: Path) -> dict[str, Any] | None:
     """
     path = Path(run_dir) / LOCK
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:  # none, or a symbolic link (no lock of this project's)
+        fd = _open_regular(path, os.O_RDONLY)
+    except (OSError, UserError):  # none, a symbolic link or a FIFO: no lock of this project's
         return None
     try:
         if _OFD:
@@ -130,12 +131,7 @@ class RunLock:
     def acquire(self) -> None:
         """Take the lock, creating the directory and `.lock` when new; RunHeldError naming the holder if held."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-        except OSError as err:
-            if err.errno == errno.ELOOP:
-                raise UserError(f"{self.path} is a symbolic link; remove it (nothing was written)") from None
-            raise
+        fd = _open_regular(self.path, os.O_RDWR | os.O_CREAT)
         try:
             held = not _try_lock(fd, self.path)
         except BaseException:
@@ -183,14 +179,26 @@ def check_held(run_dir: Path) -> None:
         raise LockLost(run_dir)
 
 
-def _open_log(path: Path) -> logging.Handler:
-    """A log handler appending to `path`, never through a symbolic link."""
+def _open_regular(path: Path, flags: int) -> int:
+    """A descriptor of the regular file `path`, opened with `flags` (O_CREAT creates it): a symbolic link, a FIFO or
+    any other kind of file there is refused with one line (a FIFO would block the open or every write)."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
     except OSError as err:
         if err.errno == errno.ELOOP:
             raise UserError(f"{path} is a symbolic link; remove it (nothing was written)") from None
+        if err.errno == errno.ENXIO:  # a FIFO nobody reads, opened for writing
+            raise UserError(f"{path} is not a regular file (a FIFO); remove it (nothing was written)") from None
         raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UserError(f"{path} is not a regular file; remove it (nothing was written)")
+    return fd
+
+
+def _open_log(path: Path) -> logging.Handler:
+    """A log handler appending to `path`, never through a symbolic link, never blocking on a FIFO."""
+    fd = _open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     return logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
 
 

@@ -178,7 +178,7 @@ def claim_run_dir(run_dir: Path, identity: dict[str, Any], record: dict[str, Any
     if recorded is not None:
         check_identity(run_dir, recorded, identity)
     elif write:
-        write_json(run_dir / RECIPE, {**identity, **record})
+        write_json(run_dir / RECIPE, {**identity, **record}, root=run_dir)
 
 
 def resume_checkpoint(run_dir: Path, ckpt_path: str | None, identity: dict[str, Any]) -> Path | None:

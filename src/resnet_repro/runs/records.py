@@ -215,10 +215,8 @@ def checkpoint(path: Path) -> dict[str, Any]:
         identity(data["run_identity"], path)
     loops = data.get("loops", {})
     counters(mapping(loops, path, "loops"), path, "loops")
-    stepped = (
-        loops.get("fit_loop", {}).get("epoch_loop", {}).get("automatic_optimization", {}).get("optim_progress", {})
-    )
-    stepped = stepped.get("optimizer", {}).get("step", {}).get("total", {}).get("completed", step)
+    stepped = dig(loops, "fit_loop", "epoch_loop.automatic_optimization.optim_progress", "optimizer", "step", "total")
+    stepped = stepped.get("completed", step) if isinstance(stepped, dict) else step  # Lightning's optimizer steps
     if stepped != step:
         raise RecordError(path, "global_step", f"is {step} but its loops record {stepped} optimizer steps")
     callbacks = data.get("callbacks", {})
@@ -230,6 +228,13 @@ def checkpoint(path: Path) -> dict[str, Any]:
         if ends and ends[-1]["steps"][1] != step:
             raise RecordError(path, "global_step", f"is {step} but its segments end at step {ends[-1]['steps'][1]}")
     return data
+
+
+def dig(tree: Any, *keys: str) -> Any:
+    """tree[k1][k2]..., None where a level is missing or not a mapping."""
+    for key in keys:
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return tree
 
 
 def counters(tree: dict[str, Any], where: str | Path, field: str) -> None:

@@ -59,8 +59,8 @@ def save_analyses(trainer: pl.Trainer, run_dir: Path, responses: dict[str, float
     the global rank 0 while it holds the run, and Fig. 7 in TensorBoard."""
     if trainer.is_global_zero:
         check_held(run_dir)
-        write_json(run_dir / LAYER_RESPONSES, responses)
-        write_json(run_dir / GRADIENT_NORMS, find(trainer, GradientNorms).norms())
+        write_json(run_dir / LAYER_RESPONSES, responses, root=run_dir)
+        write_json(run_dir / GRADIENT_NORMS, find(trainer, GradientNorms).norms(), root=run_dir)
     log_responses(trainer.logger.experiment, responses)
 
 

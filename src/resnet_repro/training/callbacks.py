@@ -22,7 +22,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from resnet_repro.files import atomic_write
+from resnet_repro.files import atomic_write, remove_file
 from resnet_repro.runs.layout import CHECKPOINTS, LAST
 from resnet_repro.runs.lock import check_held
 from resnet_repro.runs.provenance import segment
@@ -32,10 +32,19 @@ log = logging.getLogger(__name__)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint to a temporary file beside it, then renames: a kill never leaves a truncated one."""
+    """Writes each checkpoint through files.atomic_write below the run directory `root`: to a temporary file beside
+    it, then renamed (a kill never leaves a truncated one), never through a link (checkpoints/ swapped for one
+    mid-run is refused); removes old ones the same way."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = Path(root)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+        atomic_write(path, lambda file: torch.save(checkpoint, file), self.root)
+
+    def remove_checkpoint(self, path: Any) -> None:
+        remove_file(Path(path), self.root)
 
 
 class RunCheckpoint(ModelCheckpoint):

@@ -6,8 +6,12 @@ from __future__ import annotations
 import logging
 import warnings
 
-# (logger, the start of a message it prints that concerns no user of this project)
-TIPS = (("pytorch_lightning.utilities.rank_zero", "💡 Tip:"),)
+# (logger, the start of a message it prints that concerns no user of this project): Lightning's tips, and its
+# device lines, printed before anything is checked (a refusal would follow them; results.json records the machine)
+TIPS = tuple(
+    ("pytorch_lightning.utilities.rank_zero", start)
+    for start in ("💡 Tip:", "GPU available:", "TPU available:", "HPU available:")
+)
 # deprecation notices raised inside dependencies, about their own internals (message patterns)
 INTERNAL_WARNINGS = (r".*isinstance\(treespec, LeafSpec\).*",)
 

@@ -119,7 +119,7 @@ def write(trainer: pl.Trainer, run_dir: Path, results: dict[str, Any]) -> dict[s
     """Write results.json (under DDP, from the global rank 0 alone, while it still holds the run); return it."""
     if trainer.is_global_zero:
         check_held(run_dir)
-        write_json(run_dir / RESULTS, results)
+        write_json(run_dir / RESULTS, results, root=run_dir)
     return results
 
 
@@ -130,6 +130,6 @@ def write_failure(run_dir: Path, failed: dict[str, Any]) -> None:
         with RunLock(run_dir):
             previous = read_json(run_dir / RESULTS) or {}
             if previous.get("status") != "completed":
-                write_json(run_dir / RESULTS, failed)
+                write_json(run_dir / RESULTS, failed, root=run_dir)
     except UserError as err:  # held by another process, or unwritable: the sweep's summary still counts it
         log.warning("the failure of %s is not recorded there: %s", run_dir, err)

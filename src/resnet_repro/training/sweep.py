@@ -24,7 +24,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from resnet_repro.files import read_json, write_json
+from resnet_repro.files import open_folder, read_json, write_json
 from resnet_repro.runs.lock import holder_text
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class SweepProgress(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         ledger = sweep_dir / ".sweeps" / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         total = count_jobs(config)
-        write_json(ledger / "sweep.json", {"total": total, "sweep_dir": str(sweep_dir)})
+        write_json(ledger / "sweep.json", {"total": total, "sweep_dir": str(sweep_dir)}, root=sweep_dir)
         os.environ[LEDGER_ENV] = str(ledger)
         _created.append(ledger)
         log.info("sweep of %d runs into %s", total, sweep_dir)
@@ -118,9 +118,13 @@ def close_ledger() -> None:
     os.environ.pop(LEDGER_ENV, None)
     while _created:
         ledger = _created.pop()
-        shutil.rmtree(ledger, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            ledger.parent.rmdir()  # .sweeps/, when no other sweep is running
+        with contextlib.suppress(OSError):  # through descriptors, never following a link (shutil.rmtree's dir_fd)
+            ledgers = open_folder(ledger.parent, ledger.parent.parent, create=False)
+            try:
+                shutil.rmtree(ledger.name, dir_fd=ledgers)
+            finally:
+                os.close(ledgers)
+            os.rmdir(ledger.parent)  # .sweeps/, when no other sweep is running
 
 
 def announce(
@@ -142,4 +146,4 @@ def announce(
     log.info("run %d of %s %s: %s%s", job + 1, total, event, run_dir, f" ({shown})" if shown else "")
     if status is not None:
         outcome = {"run_dir": str(run_dir), "status": status, "ended": ended or status, "holder": holder}
-        write_json(Path(ledger) / f"job-{job:06d}.json", outcome)
+        write_json(Path(ledger) / f"job-{job:06d}.json", outcome, root=Path(ledger).parent.parent)  # the sweep's

@@ -29,7 +29,7 @@ from resnet_repro.data import CifarDataModule
 from resnet_repro.data.dataloader import dataloader
 from resnet_repro.data.imagenet import eval_transform
 from resnet_repro.data.tensor_loader import TensorLoader
-from resnet_repro.errors import DataError, UserError, printable_streams
+from resnet_repro.errors import DataError, UserError, one_line, printable_streams
 from resnet_repro.files import read_json, write_json
 from resnet_repro.models.registry import ARCHITECTURES
 from resnet_repro.runs import records
@@ -223,15 +223,16 @@ def default_out(weights: Path) -> Path:
     return weights.parent / EVAL
 
 
-def record_eval(out: Path, result: dict[str, Any]) -> None:
-    """Add `result` to the evaluations in `out`, keyed by weights, dataset, split and views (others are kept)."""
+def record_eval(out: Path, result: dict[str, Any], root: Path | None = None) -> None:
+    """Add `result` to the evaluations in `out`, keyed by weights, dataset, split and views (others are kept);
+    written below `root` (the run directory, for the default eval.json) without following a link."""
     key = f"{Path(result['checkpoint']).name} | {result['dataset']} {result['split']} | {result['views']}"
     evaluations = read_json(out) if out.exists() else {}
     if not isinstance(evaluations, dict) or not all(
         isinstance(v, dict) and "top1_err" in v for v in evaluations.values()
     ):  # a file that is no evaluation record is the user's: never replaced
         raise UserError(f"{out} exists and holds no evaluation records: choose another --out")
-    write_json(out, {**evaluations, key: result})
+    write_json(out, {**evaluations, key: result}, root=root)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -268,9 +269,9 @@ def main(argv: list[str] | None = None) -> None:
             args.convention,
         )
         out = args.out or default_out(args.weights)
-        record_eval(out, result)
+        record_eval(out, result, root=None if args.out else out.parent)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
     top5 = f", top-5 error {result['top5_err']:.2f}%" if result["top5_err"] is not None else ""
     print(

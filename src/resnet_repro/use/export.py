@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from resnet_repro.errors import UserError, printable_streams
+from resnet_repro.errors import UserError, one_line, printable_streams
 from resnet_repro.use import conventions
 from resnet_repro.use.weights import export
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         out = export(args.run, args.out, args.which, args.convention)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
     print(f"wrote {out}")
 

@@ -268,6 +268,7 @@ def export(run: str | Path, out: str | Path | None = None, which: str = "best", 
     kwargs = record["kwargs"]
     name = f"{'resnet' if kwargs.get('residual', True) else 'plain'}{kwargs['depth']}"
     run_dir = run_dir_of(Path(run)) if convention is None else None
+    default = out is None
     if out is None:
         if run_dir is None:
             raise WeightsError(f"{run} is not inside a run directory: give the file to write (--out)")
@@ -278,5 +279,5 @@ def export(run: str | Path, out: str | Path | None = None, which: str = "best", 
         out = run_dir / EXPORT / f"{name}-{recipe_id}-seed{seed}.pt"
     out = Path(out)
     record = {**record, "source": str(Path(record["source"]).resolve())}
-    atomic_write(out, lambda tmp: torch.save(record, tmp))
+    atomic_write(out, lambda file: torch.save(record, file), run_dir if default else None)
     return out

@@ -1,0 +1,191 @@
+"""Issue 25's attacks, each a regression test: what a run, a sweep or a file says passes the reading gate
+(runs/records.py) before anything uses it; progress that was never trained is refused; a changed image cache is
+never trusted; a FIFO or a link where a run's file should be never hangs or redirects a command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from resnet_repro import load_model
+from resnet_repro.data.cifar_sources import load_cifar
+from resnet_repro.errors import UserError
+from resnet_repro.files import WriteFailed, atomic_write
+from resnet_repro.report import write_report
+from resnet_repro.runs.layout import refuse_links
+from resnet_repro.runs.recipe import resume_checkpoint
+from resnet_repro.runs.records import RecordError
+from resnet_repro.use.weights import WeightsError
+from tests.conftest import write_cifar_folder
+from tests.helpers import REPO, TINY, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_cifar: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sweep folder with ResNet-8 trained for 24 iterations on the tiny CIFAR folder."""
+    run = tmp_path_factory.mktemp("gate") / "sweep" / "resnet8"
+    result = run_cli([*TINY, f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={run}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run / ".lock").unlink(missing_ok=True)
+    return run
+
+
+@pytest.fixture
+def run(trained: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "sweep" / "resnet8"
+    shutil.copytree(trained, copy)
+    return copy
+
+
+def command(module: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=REPO, timeout=timeout
+    )
+
+
+def refused(result: subprocess.CompletedProcess, *words: str) -> None:
+    """Exit 2 and the refusal alone, on one line."""
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr[-2000:]
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_progress_that_was_never_trained_is_refused(run: Path, tiny_cifar: Path, tmp_path: Path) -> None:
+    """A checkpoint with the run's own recipe whose step counters say more than its segments trained (the audit's
+    step 10 of max_steps 4, recorded completed) is refused before anything runs; so is one past max_steps."""
+    identity = {k: v for k, v in json.loads((run / "recipe.json").read_text()).items() if k != "overrides"}
+    last = run / "checkpoints" / "last.ckpt"
+    original = torch.load(last, weights_only=True)
+    progress = original["loops"]["fit_loop"]["epoch_loop.automatic_optimization.optim_progress"]
+    forged = run.parent / "forged.ckpt"
+    cases = {
+        "its loops record 24": lambda c: c.update(global_step=30),
+        "its segments end at step 24": lambda c: (
+            c.update(global_step=30),
+            progress["optimizer"]["step"]["total"].update(completed=30),
+        ),
+        "past trainer.max_steps 24": lambda c: (
+            c.update(global_step=30),
+            progress["optimizer"]["step"]["total"].update(completed=30),
+            c["callbacks"]["Segments"]["segments"][-1]["steps"].__setitem__(1, 30),
+        ),
+        "not an integer": lambda c: progress["optimizer"]["step"]["total"].update(completed="30"),
+    }
+    for words, forge in cases.items():
+        checkpoint = torch.load(last, weights_only=True)
+        progress = checkpoint["loops"]["fit_loop"]["epoch_loop.automatic_optimization.optim_progress"]
+        forge(checkpoint)
+        torch.save(checkpoint, forged)
+        with pytest.raises(RecordError, match=words):
+            resume_checkpoint(run.parent / "new", str(forged), identity)
+    assert original["global_step"] == 24
+    args = [*TINY, f"data.root={tiny_cifar}", "model.depth=8", f"ckpt_path={forged}", f"hydra.run.dir={tmp_path / 'x'}"]
+    refused(run_cli(args), "not an integer")
+
+
+def test_a_changed_image_cache_is_decoded_again(tmp_path: Path) -> None:
+    """The audit changed the labels in the decoded-image cache: a run then recorded test error 0.0 under the clean
+    data's fingerprint. The cache's tensors are fingerprinted again on load: a changed cache is decoded again."""
+    root = write_cifar_folder(tmp_path / "data", 3, 2)
+    clean = load_cifar("cifar10", root, False, None, 10)
+    cache = next((root / ".resnet_repro_cache").glob("*.pt"))
+    stored = torch.load(cache, weights_only=True)
+    stored["test_labels"] = torch.zeros_like(stored["test_labels"])  # every test image of class 0
+    torch.save(stored, cache)
+    again = load_cifar("cifar10", root, False, None, 10)
+    assert torch.equal(again.test_labels, clean.test_labels) and again.fingerprint == clean.fingerprint
+    assert torch.equal(torch.load(cache, weights_only=True)["test_labels"], clean.test_labels)  # rebuilt
+
+
+def test_fifos_never_hang_a_command(run: Path, tiny_cifar: Path, tmp_path: Path) -> None:
+    """A FIFO in place of `.lock` made the report wait forever; in place of train.log, training."""
+    running = run.parent / "running"
+    shutil.copytree(run, running)
+    results = json.loads((running / "results.json").read_text())
+    (running / "results.json").write_text(json.dumps({**results, "status": "running"}))
+    os.mkfifo(running / ".lock")  # the report asks who holds a run that is not completed
+    result = command("resnet_repro.report", str(run.parent), "--out", str(tmp_path / "report"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    os.mkfifo(fresh / "train.log")
+    result = run_cli([*TINY, f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={fresh}"], timeout=120)
+    refused(result, "train.log is not a regular file")
+
+
+def test_links_and_records_from_elsewhere(run: Path, tiny_cifar: Path, tmp_path: Path) -> None:
+    """A run directory that is itself a link is not written through; a state_dict with integer keys, a results.json
+    holding a list and text in a numeric recipe field are one line each, naming the file and the field."""
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(run, elsewhere)
+    linked = tmp_path / "linked"
+    linked.symlink_to(elsewhere, target_is_directory=True)
+    refused(command("resnet_repro.evaluate", str(linked), "--data", str(tiny_cifar)), "is a symbolic link")
+    assert not (elsewhere / "eval.json").exists()
+    weights = tmp_path / "ints.pt"
+    torch.save({0: torch.zeros(1), "fc.weight": torch.zeros(10, 64)}, weights)
+    with pytest.raises(WeightsError):
+        load_model(weights)
+    (run / "results.json").write_text("[1, 2]")
+    with pytest.raises(RecordError, match="results.json: the record is list, not a mapping"):
+        load_model(run, which="last")
+    (run / "results.json").unlink()
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["run_identity"]["recipe"]["model.depth"] = "eight"
+    torch.save(checkpoint, run / "checkpoints" / "last.ckpt")
+    refused(command("resnet_repro.export", str(run), "--which", "last"), "CIFAR depth must be 6n+2", "'eight'")
+
+
+def test_a_folder_name_that_is_not_utf8_is_left_out_of_the_report(run: Path, tmp_path: Path) -> None:
+    """A run folder named in another encoding (bytes 0xff 0xfe) is left out with a warning, not a traceback."""
+    os.rename(os.fsencode(run), os.fsencode(run.parent) + b"/\xff\xfe")
+    shutil.copytree(os.fsencode(run.parent) + b"/\xff\xfe", os.fsencode(run))  # and a readable one beside it
+    result = command("resnet_repro.report", str(run.parent), "--out", str(tmp_path / "report"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "is left out: its folder name is not UTF-8" in result.stderr
+    assert (tmp_path / "report" / "report.md").is_file()
+
+
+def test_the_writer_never_follows_a_link_below_its_root(run: Path, tmp_path: Path) -> None:
+    """checkpoints/ swapped for a link mid-run received last.ckpt; a dangling tb/.../hparams.yaml link made training
+    create its target. The writer opens every folder below the run with O_NOFOLLOW at each write, and a run with a
+    link at any depth below its folders is refused before anything is written."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    shutil.rmtree(run / "checkpoints")
+    (run / "checkpoints").symlink_to(victim, target_is_directory=True)
+    with pytest.raises(WriteFailed, match="checkpoints is a symbolic link or not a folder"):
+        atomic_write(run / "checkpoints" / "last.ckpt", lambda file: file.write(b"weights"), root=run)
+    assert list(victim.iterdir()) == []
+    (run / "checkpoints").unlink()
+    hparams = next((run / "tb").rglob("hparams.yaml"))
+    hparams.unlink()
+    hparams.symlink_to(victim / "created")
+    with pytest.raises(UserError, match="hparams.yaml is a symbolic link"):
+        refuse_links(run)
+
+
+def test_a_report_removes_only_the_board_files_it_wrote(run: Path, tmp_path: Path) -> None:
+    """`report --out DIR` deleted the TensorBoard event files in DIR/tb that it had not written."""
+    out = tmp_path / "report"
+    (out / "tb").mkdir(parents=True)
+    theirs = out / "tb" / "events.out.tfevents.1.someone"
+    theirs.write_bytes(b"another board's events")
+    write_report([run.parent], out)
+    first = set(json.loads((out / "board.json").read_text()))
+    assert first and theirs.is_file()
+    write_report([run.parent], out)
+    second = set(json.loads((out / "board.json").read_text()))
+    assert theirs.is_file() and not first & second  # its own earlier board replaced, the other one kept
+    assert {p.name for p in (out / "tb").iterdir()} == second | {theirs.name}
