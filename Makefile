@@ -9,7 +9,7 @@ OUT ?= outputs
 SWEEP_ARGS ?=
 comma := ,
 
-.PHONY: install test test-fast lint format reproduce-cifar reproduce-cifar-quick reproduce-resnet1202 report \
+.PHONY: install test test-fast fuzz lint format reproduce-cifar reproduce-cifar-quick reproduce-resnet1202 report \
         bench bench-data bench-memory bench-gpu tensorboard clean
 
 install: $(VENV)/.installed
@@ -25,6 +25,14 @@ test: install  ## the whole suite, slow tests included (what CI runs)
 
 test-fast: install  ## the suite without the tests marked slow
 	$(PY) -m pytest -m "not slow"
+
+# issue 25: hostile run directories, sweeps, exports and checkpoints through every reading entry point (tests/fuzz.py)
+FUZZ_EXAMPLES ?= 10000
+fuzz: install  ## the deep fuzzing profile: FUZZ_EXAMPLES generated cases; counts and findings in fuzz-report.json
+	FUZZ_DEEP=1 FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_REPORT=fuzz-report.json $(PY) -m pytest tests/test_fuzz.py \
+		-k "not watch" -p no:cacheprovider -q -W ignore::hypothesis.errors.HypothesisWarning
+	$(PY) -c 'import json, sys; r = json.load(open("fuzz-report.json")); print(json.dumps(r["counts"], indent=1)); \
+		sys.exit(1 if r["findings"] else 0)'
 
 lint: install
 	$(PY) -m ruff check src tests benchmarks hubconf.py

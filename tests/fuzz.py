@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 from resnet_repro import load_model
 from resnet_repro.errors import UserError
 from resnet_repro.report.__main__ import main as report_main
-from resnet_repro.runs.recipe import claim_run_dir, recorded_identity, resume_checkpoint
+from resnet_repro.runs.directory import run_directory
 from resnet_repro.use.evaluate import main as evaluate_main
 from resnet_repro.use.export import main as export_main
 from resnet_repro.use.hub import cifar_resnet
@@ -473,10 +473,9 @@ def api(call: Callable[[], Any]) -> tuple[int, str]:
 
 
 def resume(case: Case, identity: dict[str, Any]) -> Any:
-    """What a rerun of the trained run reads before it trains: the recorded identity, then the checkpoint."""
-    recorded_identity(case.run)
-    claim_run_dir(case.run, identity, {}, write=False)
-    return resume_checkpoint(case.run, None, identity)
+    """What a rerun of the trained run does before it trains: the run-directory protocol (runs/directory.py)."""
+    with run_directory(case.run, identity, {}, None) as claimed:
+        return claimed
 
 
 ENTRY_POINTS: dict[str, Callable[[Case, dict[str, Any]], tuple[int, str]]] = {
@@ -495,6 +494,7 @@ ENTRY_POINTS: dict[str, Callable[[Case, dict[str, Any]], tuple[int, str]]] = {
 }
 TIMEOUT_S = {"evaluate run": 60, "evaluate export": 60, "report": 60, "report --out": 60}  # others: 20 s
 
+FINDINGS = ("traceback", "more than one line", "hang", "write outside", "foreign import")
 COUNTS: Counter[str] = Counter()
 FOUND: list[dict[str, Any]] = []  # findings of a deep run (make fuzz), each with its case, in the counts' file
 
@@ -507,6 +507,7 @@ def run_case(template: Path, context: dict[str, Any], entry: str, changes: list[
     try:
         for change in changes:
             apply(case, change)
+            COUNTS[f"mutation: {change.kind}"] += 1
         before = snapshot(case.victim)
         os.chdir(case.root / "cwd")
         old = signal.signal(signal.SIGALRM, on_alarm)
@@ -540,7 +541,7 @@ def run_case(template: Path, context: dict[str, Any], entry: str, changes: list[
         COUNTS[f"entry: {entry}"] += 1
         COUNTS["refused (exit 2, one line)" if code == 2 else "ran" if code == 0 else "failed"] += 1
         for finding in findings:
-            COUNTS[finding.split(":")[0] + "s"] += 1
+            COUNTS[f"finding: {finding.split(':')[0]}"] += 1
     finally:
         shutil.rmtree(case.root, ignore_errors=True)
     return findings
@@ -549,5 +550,6 @@ def run_case(template: Path, context: dict[str, Any], entry: str, changes: list[
 def write_counts(path: str | None) -> None:
     """The counts of every category (cases, entry points, outcomes, findings) and the findings, as JSON."""
     if path:
-        record = {"counts": dict(sorted(COUNTS.items())), "findings": FOUND}
+        zero = {f"finding: {kind}": 0 for kind in FINDINGS}
+        record = {"counts": dict(sorted({**zero, **COUNTS}.items())), "findings": FOUND}
         Path(path).write_text(json.dumps(record, indent=2, default=repr) + "\n")

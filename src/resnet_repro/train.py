@@ -31,10 +31,10 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from resnet_repro import config
 from resnet_repro.config import CONFIG_DIR, VERSION_BASE
 from resnet_repro.errors import UserError, one_line, printable_streams
-from resnet_repro.files import interrupted_writes, read_json
-from resnet_repro.runs.layout import CHECKPOINTS, GRADIENT_NORMS, LAST, LAYER_RESPONSES, RECIPE, RESULTS, refuse_links
-from resnet_repro.runs.lock import LockLost, RunHeldError, hold
-from resnet_repro.runs.recipe import checkpoint_step, claim_run_dir, fingerprint, resume_checkpoint
+from resnet_repro.runs.directory import run_directory
+from resnet_repro.runs.layout import CHECKPOINTS, LAST, RESULTS
+from resnet_repro.runs.lock import LockLost, RunHeldError
+from resnet_repro.runs.recipe import checkpoint_step, fingerprint
 from resnet_repro.training import record
 from resnet_repro.training.analysis import record_responses, save_analyses
 from resnet_repro.training.build import instantiate, make_callbacks, shows_progress_bar
@@ -54,9 +54,6 @@ from resnet_repro.training.sweep import (
 )
 
 log = logging.getLogger(__name__)
-
-# the run's own files, by folder (eval.json and export/ are not the run's): a kill mid-write leaves a temporary
-RUN_FILES = {".": (RECIPE, RESULTS, LAYER_RESPONSES, GRADIENT_NORMS), CHECKPOINTS: ("*.ckpt",)}
 
 
 def command_overrides() -> list[str]:
@@ -109,22 +106,12 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     recipe = config.recipe(cfg, datamodule.identity())
     identity = {"recipe_id": fingerprint(recipe), "seed": cfg.seed, "recipe": recipe}
     results = record.start(cfg, trainer, module, datamodule, identity)
-    refuse_links(out_dir)  # nothing is written through a symbolic link
-    claim_run_dir(out_dir, identity, {"overrides": overrides}, write=False)  # refused before anything is written
-    if cfg.ckpt_path not in (None, "last"):
-        resume_checkpoint(out_dir, cfg.ckpt_path, identity)  # the user's file: checked before anything is written
-    with hold(out_dir, trainer.is_global_zero):  # RunHeldError when another process trains it; DDP: rank 0 holds
-        # again, now that the directory is held: the previous holder may have recorded the recipe or completed it
-        claim_run_dir(out_dir, identity, {"overrides": overrides}, write=trainer.is_global_zero)
-        for folder, names in RUN_FILES.items():
-            for line in interrupted_writes(out_dir / folder, names, remove=trainer.is_global_zero):
-                log.warning(line)
-        previous = read_json(out_dir / RESULTS)
-        if previous and previous.get("status") == "completed":
-            log.info("%s is completed; skipping it (delete its results.json to train it again)", out_dir)
-            return {**previous, "skipped": True}
+    # refused (links, another recipe, a checkpoint it did not train) before anything is written; held meanwhile
+    with run_directory(out_dir, identity, {"overrides": overrides}, cfg.ckpt_path, trainer.is_global_zero) as run:
+        if run.completed:
+            return {**run.completed, "skipped": True}
         module.run_identity = identity  # saved in every checkpoint (ResNetModule.on_save_checkpoint)
-        return fit_and_test(trainer, module, datamodule, resume_checkpoint(out_dir, cfg.ckpt_path, identity), results)
+        return fit_and_test(trainer, module, datamodule, run.resume_from, results)
 
 
 def fit_and_test(

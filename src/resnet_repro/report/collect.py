@@ -16,7 +16,7 @@ from resnet_repro.runs import records
 from resnet_repro.runs.layout import GRADIENT_NORMS, LAYER_RESPONSES, RECIPE, RESULTS
 from resnet_repro.runs.lock import holder, holder_text
 from resnet_repro.runs.recipe import ADDED_LATER, fingerprint, flatten, is_recipe_key
-from resnet_repro.runs.records import RecordError
+from resnet_repro.runs.records import RecordError, not_trained
 
 log = logging.getLogger(__name__)
 
@@ -250,26 +250,6 @@ def utf8(path: Path) -> bool:
 
 def as_dict(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {}
-
-
-def not_trained(results: dict[str, Any], recipe: Any) -> str | None:
-    """Why a run recorded "completed" was not trained to its recipe's length, or None: its step must be the
-    recipe's trainer.max_steps, and its segments (when recorded) must cover 0 to that step without a gap."""
-    if results.get("status") != "completed" or not isinstance(recipe, dict):
-        return None
-    length = recipe.get("trainer.max_steps")
-    if isinstance(length, int) and results.get("step") != length:
-        return f"its step is {results.get('step')} of trainer.max_steps {length}"
-    spans = sorted(tuple(s["steps"]) for s in results.get("segments") or [])
-    if spans and isinstance(length, int):
-        reached = 0
-        for start, end in spans:
-            if not (isinstance(start, int) and isinstance(end, int)) or start > reached:
-                return f"its segments {[list(s) for s in spans]} do not cover steps 0 to {length}"
-            reached = max(reached, end)
-        if reached < length:
-            return f"its segments reach step {reached} of {length}"
-    return None
 
 
 def find_runs(sweeps: list[Path], told_apart: tuple[str, ...] = ()) -> list[Run]:

@@ -187,8 +187,8 @@ def _open_regular(path: Path, flags: int) -> int:
     except OSError as err:
         if err.errno == errno.ELOOP:
             raise UserError(f"{path} is a symbolic link; remove it (nothing was written)") from None
-        if err.errno == errno.ENXIO:  # a FIFO nobody reads, opened for writing
-            raise UserError(f"{path} is not a regular file (a FIFO); remove it (nothing was written)") from None
+        if err.errno in (errno.ENXIO, errno.EISDIR):  # a FIFO nobody reads (opened for writing), a folder
+            raise UserError(f"{path} is not a regular file; remove it (nothing was written)") from None
         raise
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)

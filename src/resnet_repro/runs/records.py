@@ -164,6 +164,26 @@ def results(value: Any, where: str | Path) -> dict[str, Any]:
     return value
 
 
+def not_trained(results: dict[str, Any], recipe: Any) -> str | None:
+    """Why a run recorded "completed" was not trained to its recipe's length, or None: its step must be the
+    recipe's trainer.max_steps, and its segments (when recorded) must cover 0 to that step without a gap."""
+    if results.get("status") != "completed" or not isinstance(recipe, dict):
+        return None
+    length = recipe.get("trainer.max_steps")
+    if isinstance(length, int) and results.get("step") != length:
+        return f"its step is {results.get('step')} of trainer.max_steps {length}"
+    spans = sorted(tuple(s["steps"]) for s in results.get("segments") or [])
+    if spans and isinstance(length, int):
+        reached = 0
+        for start, end in spans:
+            if not (isinstance(start, int) and isinstance(end, int)) or start > reached:
+                return f"its segments {[list(s) for s in spans]} do not cover steps 0 to {length}"
+            reached = max(reached, end)
+        if reached < length:
+            return f"its segments reach step {reached} of {length}"
+    return None
+
+
 def read(path: Path, check: Any) -> dict[str, Any] | None:
     """The record in `path` checked by `check` (results, identity, layers), None when the file is missing or is not
     a regular file of valid JSON (files.read_json). Raises RecordError when it holds the wrong types."""
