@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import signal
@@ -451,15 +452,36 @@ def on_alarm(signum: int, frame: Any) -> None:
 # --- the entry points -----------------------------------------------------------------------------------------------
 
 
+class Lines(logging.Handler):
+    """The log lines a command prints (its handlers may hold the real stderr), kept to judge a refusal."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname.lower()}: {record.getMessage()}")
+
+
 def cli(main: Callable[[list[str]], None], argv: list[str]) -> tuple[int, str]:
-    """A command line's main in this process: (exit code, what it printed on stderr)."""
+    """A command line's main in this process: (exit code, what it printed on stderr). A refusal (exit 2) is judged
+    on everything it printed: its one error line must be all, no warning or log line before it."""
     err, out = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        try:
-            main(argv)
-        except SystemExit as exit:
-            code = exit.code if isinstance(exit.code, int) else 1
+    code, logged = 0, Lines()
+    loggers = [logging.getLogger(), logging.getLogger("pytorch_lightning")]
+    for logger in loggers:
+        logger.addHandler(logged)
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            try:
+                main(argv)
+            except SystemExit as exit:
+                code = exit.code if isinstance(exit.code, int) else 1
+    finally:
+        for logger in loggers:
+            logger.removeHandler(logged)
+    if code == 2:
+        return code, "\n".join([*logged.lines, *out.getvalue().splitlines(), *err.getvalue().splitlines()])
     return code, err.getvalue()
 
 
@@ -529,10 +551,10 @@ def run_case(template: Path, context: dict[str, Any], entry: str, changes: list[
             os.chdir(cwd)
         if code not in (-1, -2):
             errors = [line for line in err.splitlines() if line.startswith("error:")]
-            if code not in (0, 2) or (code == 2 and len(errors) != 1) or "Traceback" in err:
+            if code not in (0, 2) or (code == 2 and not errors) or "Traceback" in err:
                 findings.append(f"traceback: exit {code}: {err[-500:]}")
-            elif code == 2 and "\n" in errors[0].strip():
-                findings.append(f"more than one line: {errors[0][:300]}")
+            elif code == 2 and len([line for line in err.splitlines() if line.strip()]) != 1:
+                findings.append(f"more than one line: {err[-500:]}")
         if WATCH.writes or snapshot(case.victim) != before:
             findings.append(f"write outside: {WATCH.writes[:3]}")
         if WATCH.imports:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,9 @@ from resnet_repro.data.cifar_sources import load_cifar
 from resnet_repro.errors import UserError
 from resnet_repro.files import WriteFailed, atomic_write
 from resnet_repro.report import write_report
+from resnet_repro.report.tb_events import read_scalars
+from resnet_repro.runs import records
+from resnet_repro.runs.directory import run_directory
 from resnet_repro.runs.layout import refuse_links
 from resnet_repro.runs.recipe import resume_checkpoint
 from resnet_repro.runs.records import RecordError
@@ -144,17 +148,18 @@ def test_links_and_records_from_elsewhere(run: Path, tiny_cifar: Path, tmp_path:
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     checkpoint["run_identity"]["recipe"]["model.depth"] = "eight"
     torch.save(checkpoint, run / "checkpoints" / "last.ckpt")
-    refused(command("resnet_repro.export", str(run), "--which", "last"), "CIFAR depth must be 6n+2", "'eight'")
+    result = command("resnet_repro.export", str(run), "--which", "last")
+    refused(result, "recipe.model.depth must be an integer, got 'eight'")
 
 
-def test_a_folder_name_that_is_not_utf8_is_left_out_of_the_report(run: Path, tmp_path: Path) -> None:
-    """A run folder named in another encoding (bytes 0xff 0xfe) is left out with a warning, not a traceback."""
+def test_a_folder_name_that_is_not_utf8_is_listed_as_left_out(run: Path, tmp_path: Path) -> None:
+    """A run folder named in another encoding (bytes 0xff 0xfe) is listed as left out, not a traceback."""
     os.rename(os.fsencode(run), os.fsencode(run.parent) + b"/\xff\xfe")
     shutil.copytree(os.fsencode(run.parent) + b"/\xff\xfe", os.fsencode(run))  # and a readable one beside it
     result = command("resnet_repro.report", str(run.parent), "--out", str(tmp_path / "report"))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "is left out: its folder name is not UTF-8" in result.stderr
-    assert (tmp_path / "report" / "report.md").is_file()
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "\\udcff\\udcfe" in report and "its folder name is not UTF-8 (rename it to report it)" in report
 
 
 def test_the_writer_never_follows_a_link_below_its_root(run: Path, tmp_path: Path) -> None:
@@ -189,3 +194,43 @@ def test_a_report_removes_only_the_board_files_it_wrote(run: Path, tmp_path: Pat
     second = set(json.loads((out / "board.json").read_text()))
     assert theirs.is_file() and not first & second  # its own earlier board replaced, the other one kept
     assert {p.name for p in (out / "tb").iterdir()} == second | {theirs.name}
+
+
+def test_outside_audit_of_the_gate(run: Path, tiny_cifar: Path, tmp_path: Path) -> None:
+    """The outside audit of this change: a FIFO among a run's event files hung the report; text in a recipe's depth
+    crashed it; an export naming no network of ours crashed evaluate; a run resumed from a checkpoint older than
+    segments was refused; a refusal came after the run's .lock and train.log were made; board.json could name a
+    file for the report to delete."""
+    os.mkfifo(run / "tb" / "events.out.tfevents.9.fifo")
+    signal.alarm(60)  # a hang fails here, not in CI's timeout
+    try:
+        assert "train/err" in read_scalars(run)
+    finally:
+        signal.alarm(0)
+    odd = run.parent / "odd"
+    shutil.copytree(run, odd, ignore=shutil.ignore_patterns("*.fifo"))
+    for name in ("recipe.json", "results.json"):
+        record = json.loads((odd / name).read_text())
+        record["recipe"]["model.depth"] = "abc"
+        (odd / name).write_text(json.dumps(record))
+    out = tmp_path / "report"
+    (out / "tb").mkdir(parents=True)
+    (out / "board.json").write_text(json.dumps(["../notes.txt", "../tb"]))  # names outside the board's event files
+    (out / "notes.txt").write_text("the user's notes")
+    text = write_report([run.parent], out).read_text()
+    assert "recipe.model.depth must be an integer, got 'abc'" in text
+    assert (out / "notes.txt").is_file() and (out / "tb").is_dir()
+
+    weights = tmp_path / "foo.pt"
+    record = {"format": "resnet-repro-weights/1", "arch": "Foo", "kwargs": {}, "state_dict": {"w": torch.zeros(1)}}
+    torch.save(record, weights)
+    refused(command("resnet_repro.evaluate", str(weights), "--data", str(tiny_cifar), "--out", str(tmp_path / "e")))
+
+    assert records.results({"status": "completed", "step": 1000, "segments": [{"steps": [500, 1000]}]}, "r")
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "results.json").write_text(json.dumps({"status": "completed", "step": "many"}))
+    identity = {k: v for k, v in json.loads((run / "recipe.json").read_text()).items() if k != "overrides"}
+    with pytest.raises(RecordError, match="step is 'many'"), run_directory(fresh, identity, {}, None):
+        pass
+    assert sorted(p.name for p in fresh.iterdir()) == ["results.json"]  # refused before .lock or train.log

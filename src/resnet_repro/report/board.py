@@ -46,6 +46,7 @@ def write_board(
             }
         )
     for name in before & mine:  # the previous board, replaced; event files this report did not write are kept
-        remove_file(board / name, out)
+        if name.startswith("events.out.tfevents.") and (board / name).is_file() and not (board / name).is_symlink():
+            remove_file(board / name, out)
     write_json(out / BOARD_FILES, sorted({path.name for path in board.iterdir()} - before), root=out)
     return board

@@ -263,9 +263,11 @@ def find_runs(sweeps: list[Path], told_apart: tuple[str, ...] = ()) -> list[Run]
     for sweep in sweeps:
         run_dirs = {p.parent for name in (RECIPE, RESULTS) for p in sweep.rglob(name)}
         for run_dir in sorted(run_dirs):
-            if not utf8(run_dir):
-                shown = ascii(str(run_dir))[1:-1]  # the bytes that are not UTF-8 as escapes
-                log.warning("%s is left out: its folder name is not UTF-8 (rename it to report it)", shown)
+            where = run_dir.relative_to(sweep).as_posix()
+            if not utf8(run_dir):  # listed among the runs left out, its name's other bytes as escapes
+                error = "its folder name is not UTF-8 (rename it to report it); left out"
+                where = ascii(f"{sweep.name}/{where}" if several else where)[1:-1]
+                runs.append(Run(run_dir, "unreadable", None, {}, {"status": "unreadable", "error": error}, where=where))
                 continue
             try:  # a file from elsewhere may hold anything: read through the gate (records.py)
                 identity = records.read(run_dir / RECIPE, records.identity) or {}
@@ -283,7 +285,6 @@ def find_runs(sweeps: list[Path], told_apart: tuple[str, ...] = ()) -> list[Run]
             if not isinstance(recipe, dict):  # recorded by a version without run identities: its config's keys
                 recipe = {k: v for k, v in flatten(config).items() if is_recipe_key(k)}
             seed = results.get("seed", identity.get("seed", config.get("seed")))
-            where = run_dir.relative_to(sweep).as_posix()
             run = Run(
                 run_dir, results["status"], seed, recipe, results, where=f"{sweep.name}/{where}" if several else where
             )

@@ -34,9 +34,9 @@ def reference_overrides(group: Group) -> tuple[str, ...] | None:
         name = f"{'resnet' if group.residual else 'plain'}{group.depth}"
         known = paper_numbers()["cifar10"]["test_err"]["resnet" if group.residual else "plain"]
         return (f"net={name}",) if group.depth in known else None
-    if group.depth == 34 and group.residual and group.shortcut in "BC":
+    if group.depth == 34 and group.residual and group.shortcut in ("B", "C"):
         return ("experiment=imagenet_table3", f"net=resnet34_{group.shortcut.lower()}")
-    if group.depth in (18, 34) and group.shortcut == "A":
+    if group.depth in (18, 34) and group.shortcut == "A":  # shortcut: one of the options, never a config name
         return ("experiment=imagenet_table2", f"model.depth={group.depth}", f"model.residual={group.residual}")
     if group.depth in (50, 101, 152) and group.residual and group.shortcut == "B":
         return ("experiment=imagenet_table3", f"net=resnet{group.depth}")
@@ -67,8 +67,14 @@ def departures(group: Group) -> list[str]:
     return words
 
 
+COUNTS = ("trainer.max_steps", "data.val_size", "data.train_size", "data.test_size")  # said as counts
+
+
 def departure(key: str, ours: Any, paper: Any) -> str:
     """One departure from the paper's recipe, as a reader would say it."""
+    said = (ours, paper) if key == "trainer.max_steps" else (ours,)
+    if key in COUNTS and any(not isinstance(v, int) or isinstance(v, bool) for v in said):
+        return f"{key} = {ours} (paper: {paper})"  # a count recorded as something else (or not at all)
     if key == "trainer.max_steps":
         return f"{ours:,} of {paper:,} iterations"
     if key == "data.source":

@@ -13,11 +13,15 @@ from resnet_repro.runs.layout import TENSORBOARD
 def read_scalars(run_dir: Path, tags: Iterable[str] | None = None) -> dict[str, list[tuple[int, float]]]:
     """{tag: [(step, value), ...]} sorted by step, from every event file under `run_dir`/tb.
 
-    A resumed run has several event files; a later file's value wins at a step logged twice.
+    A resumed run has several event files; a later file's value wins at a step logged twice. Only regular files
+    are read (no link, no FIFO), as the reading gate reads every other record of a run.
     """
     wanted = set(tags) if tags is not None else None
     points: dict[str, dict[int, float]] = {}
-    for events in sorted(Path(run_dir, TENSORBOARD).glob("events.out.tfevents.*")):
+    folder = Path(run_dir, TENSORBOARD)
+    for events in sorted(folder.glob("events.out.tfevents.*")) if not folder.is_symlink() else []:
+        if events.is_symlink() or not events.is_file():  # a link may point anywhere; a FIFO would block the reader
+            continue
         accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
         accumulator.Reload()
         for tag in accumulator.Tags()["scalars"]:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from resnet_repro.files import interrupted_writes
+from resnet_repro.files import CheckpointError, interrupted_writes
 from resnet_repro.runs import records
-from resnet_repro.runs.layout import CHECKPOINTS, GRADIENT_NORMS, LAYER_RESPONSES, RECIPE, RESULTS, refuse_links
+from resnet_repro.runs.layout import CHECKPOINTS, GRADIENT_NORMS, LAST, LAYER_RESPONSES, RECIPE, RESULTS, refuse_links
 from resnet_repro.runs.lock import hold
 from resnet_repro.runs.recipe import claim_run_dir, resume_checkpoint
 
@@ -43,8 +43,12 @@ def run_directory(
     in recipe.json. Under DDP only the holder (global rank 0) takes the lock and writes."""
     refuse_links(out_dir)  # nothing is written through a symbolic link
     claim_run_dir(out_dir, identity, record, write=False)
+    records.read(out_dir / RESULTS, records.results)  # a results.json of the wrong types: refused now, not later
     if ckpt_path not in (None, "last"):
         resume_checkpoint(out_dir, ckpt_path, identity)  # the user's file: checked before anything is written
+    elif (out_dir / CHECKPOINTS / LAST).is_file():
+        with contextlib.suppress(CheckpointError):  # a damaged one is moved aside once held (resume_checkpoint)
+            records.checkpoint(out_dir / CHECKPOINTS / LAST)  # counters it did not train: refused now
     with hold(out_dir, is_holder):  # RunHeldError when another process trains it
         # again, now that the directory is held: the previous holder may have recorded the recipe or completed it
         claim_run_dir(out_dir, identity, record, write=is_holder)
@@ -52,7 +56,7 @@ def run_directory(
             for line in interrupted_writes(out_dir / folder, names, remove=is_holder):
                 log.warning(line)
         previous = records.read(out_dir / RESULTS, records.results)
-        untrained = records.not_trained(previous or {}, identity["recipe"])
+        untrained = records.not_trained(previous or {}, identity["recipe"], segments=False)  # its step, recounted
         if untrained:  # completed means trained: a status alone is not believed
             log.warning("%s was recorded completed, but %s: training it (from its checkpoint)", out_dir, untrained)
         elif previous and previous.get("status") == "completed":

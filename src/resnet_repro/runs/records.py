@@ -4,7 +4,8 @@ never blocking on a FIFO, data only); the records they hold are checked against 
 alphabet, numbers as numbers, counters as non-negative integers, bounded nesting, text that is valid UTF-8, and a
 checkpoint's step counters against the segments it records. A record that does not fit is refused with one
 RecordError naming the file and the field; nothing of it is used. No string of a record becomes a path or an
-import target here or anywhere else: file names come from `file_name`-checked or hex fields only."""
+import target here or anywhere else: file names come from `file_name`-checked or hex fields only (the one path a
+record gives is the data folder of `evaluate RUN` without --data, which the user asks for)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,67 @@ from resnet_repro.files import load_checkpoint, read_json
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")  # config keys, parameter, layer and metric names
 HEX_ID = re.compile(r"[0-9a-f]{8,64}")  # recipe ids
 MAX_DEPTH = 24  # nesting of any record; the deepest this project writes is the resolved config's, about 6
+INTEGER, NUMBER, TEXT, FLAG = "an integer", "a number", "text", "true or false"
+# the keys whose values are used as numbers, names or switches, and what they must hold (None allowed where True):
+# what a recipe records and what a config sets (training/checks.py checks a composed config with this table)
+KEY_TYPES: dict[str, tuple[str, bool]] = {
+    "seed": (INTEGER, False),
+    "log_every": (INTEGER, False),
+    "trainer.max_steps": (INTEGER, False),
+    "data.batch_size": (INTEGER, False),
+    "data.eval_batch_size": (INTEGER, False),
+    "data.num_workers": (INTEGER, False),
+    "data.val_size": (INTEGER, True),
+    "data.train_size": (INTEGER, True),
+    "data.test_size": (INTEGER, True),
+    "data.split_seed": (INTEGER, False),
+    "data.num_classes": (INTEGER, False),
+    "data.augment": (FLAG, False),
+    "data.flip": (FLAG, False),
+    "data.name": (TEXT, False),
+    "data.normalize": (TEXT, False),
+    "model.depth": (INTEGER, False),
+    "model.num_classes": (INTEGER, False),
+    "model.residual": (FLAG, False),
+    "model.shortcut": (TEXT, False),
+    "model.pad": (TEXT, False),
+    "model.zero_init_residual": (FLAG, False),
+    "model.stride_in_1x1": (FLAG, False),
+    "optim.lr": (NUMBER, False),
+    "optim.momentum": (NUMBER, False),
+    "optim.weight_decay": (NUMBER, False),
+    "optim.gamma": (NUMBER, False),
+    "optim.nesterov": (FLAG, False),
+    "optim.warmup_lr": (NUMBER, True),
+    "optim.warmup_until_err": (NUMBER, False),
+    "optim.warmup_window": (INTEGER, False),
+}
+
+
+def holds(value: Any, kind: str) -> bool:
+    """Whether `value` is of `kind` (INTEGER, NUMBER, TEXT, FLAG); a bool is no number."""
+    if kind == FLAG:
+        return isinstance(value, bool)
+    if kind == TEXT:
+        return isinstance(value, str)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) if kind == INTEGER else isinstance(value, int | float) and math.isfinite(value)
+
+
+def typed(key: str, value: Any) -> str | None:
+    """What is wrong with `value` for `key` (KEY_TYPES; optim.milestones a list of integers), None when nothing."""
+    if key == "optim.milestones":
+        ok = isinstance(value, list | tuple) and all(holds(m, INTEGER) for m in value)
+        return None if ok else f"must be a list of iteration counts, got {shown(value)}"
+    if key not in KEY_TYPES:
+        return None
+    kind, optional = KEY_TYPES[key]
+    if (value is None and optional) or holds(value, kind):
+        return None
+    return f"must be {kind}, got {shown(value)}"
+
+
 STATUSES = ("running", "completed", "diverged", "stopped", "interrupted", "failed")
 COUNTERS = ("ready", "started", "processed", "completed")  # Lightning's loop progress counters
 
@@ -91,6 +153,9 @@ def recipe(value: Any, where: str | Path, field: str = "recipe") -> dict[str, An
         items = item if isinstance(item, list) else [item]
         if any(isinstance(v, dict | list) for v in items):
             raise RecordError(where, f"{field}.{key}", "holds nested data, not a value or a list of values")
+        problem = typed(key, item)
+        if problem:
+            raise RecordError(where, f"{field}.{key}", problem)
     return value
 
 
@@ -123,16 +188,18 @@ def layers(value: Any, where: str | Path) -> dict[str, float]:
 
 
 def segments(value: Any, where: str | Path) -> list[dict[str, Any]]:
-    """Who trained which steps: [{"steps": [from, to], ...}, ...], contiguous from step 0."""
+    """Who trained which steps: [{"steps": [from, to], ...}, ...], each continuing the one before (the first may
+    start past 0: a run resumed from a checkpoint written before segments were recorded)."""
     if not isinstance(value, list):
         raise RecordError(where, "segments", f"is {shown(value)}, not a list")
     value = plain(value, where, "segments")
-    end = 0
+    end = None
     for i, segment in enumerate(value):
         steps = segment.get("steps") if isinstance(segment, dict) else None
         if not isinstance(steps, list) or len(steps) != 2:
             raise RecordError(where, f"segments[{i}].steps", f"is {shown(steps)}, not [from, to]")
         start, stop = (integer(s, where, f"segments[{i}].steps") for s in steps)
+        end = start if end is None else end
         if start > end or stop < start:
             raise RecordError(where, f"segments[{i}].steps", f"[{start}, {stop}] does not continue from step {end}")
         end = stop
@@ -164,15 +231,16 @@ def results(value: Any, where: str | Path) -> dict[str, Any]:
     return value
 
 
-def not_trained(results: dict[str, Any], recipe: Any) -> str | None:
+def not_trained(results: dict[str, Any], recipe: Any, segments: bool = True) -> str | None:
     """Why a run recorded "completed" was not trained to its recipe's length, or None: its step must be the
-    recipe's trainer.max_steps, and its segments (when recorded) must cover 0 to that step without a gap."""
+    recipe's trainer.max_steps, and (`segments`) its segments, when recorded, must cover 0 to that step without a
+    gap (a run resumed from a checkpoint older than segments cannot show that: the report leaves it out)."""
     if results.get("status") != "completed" or not isinstance(recipe, dict):
         return None
     length = recipe.get("trainer.max_steps")
     if isinstance(length, int) and results.get("step") != length:
         return f"its step is {results.get('step')} of trainer.max_steps {length}"
-    spans = sorted(tuple(s["steps"]) for s in results.get("segments") or [])
+    spans = sorted(tuple(s["steps"]) for s in results.get("segments") or []) if segments else []
     if spans and isinstance(length, int):
         reached = 0
         for start, end in spans:

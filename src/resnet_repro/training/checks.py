@@ -8,44 +8,22 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from resnet_repro.errors import ConfigError
 from resnet_repro.models.registry import ARCHITECTURES, architecture
+from resnet_repro.runs.records import KEY_TYPES, typed
 
 TITLES = {a.family: a.images for a in ARCHITECTURES.values()}  # each family of images in words
 
 
-NUMBER, INTEGER = (int, float), (int,)
-# the config's numeric keys and what they hold (None allowed where listed): text there is refused by name before
-# anything runs (optim.lr=abc, seed=abc, optim.milestones=[a]), never a traceback from deep inside
-NUMERIC = {
-    "seed": (INTEGER, False),
-    "log_every": (INTEGER, False),
-    "trainer.max_steps": (INTEGER, False),
-    "data.batch_size": (INTEGER, False),
-    "data.eval_batch_size": (INTEGER, False),
-    "data.val_size": (INTEGER, True),
-    "data.train_size": (INTEGER, True),
-    "data.test_size": (INTEGER, True),
-    "optim.lr": (NUMBER, False),
-    "optim.momentum": (NUMBER, False),
-    "optim.weight_decay": (NUMBER, False),
-    "optim.gamma": (NUMBER, False),
-    "optim.warmup_lr": (NUMBER, True),
-    "optim.warmup_until_err": (NUMBER, False),
-    "optim.warmup_window": (INTEGER, False),
-}
-
-
 def check_types(cfg: DictConfig) -> None:
-    """Refuse a numeric key holding anything but a number (and a milestone list anything but integers)."""
-    for key, (kinds, optional) in NUMERIC.items():
-        value = OmegaConf.select(cfg, key, default=None)
-        if OmegaConf.select(cfg, key, default="<absent>") == "<absent>" or (value is None and optional):
+    """Refuse a key holding a value of the wrong kind (text for a number: optim.lr=abc, seed=abc, milestones=[a]) by
+    its name, before anything runs; the kinds are the reading gate's (records.KEY_TYPES), one table for both."""
+    for key in (*KEY_TYPES, "optim.milestones"):
+        if OmegaConf.select(cfg, key, default="<absent>") == "<absent>":
             continue
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            what = "an integer" if kinds is INTEGER else "a number"
-            raise ConfigError(key, f"must be {what}, got {value!r}")
-    milestones = OmegaConf.select(cfg, "optim.milestones", default=[])
-    if not isinstance(milestones, list | ListConfig) or any(type(m) is not int for m in milestones):
-        raise ConfigError("optim.milestones", f"must be a list of iteration counts, got {milestones!r}")
+        value = OmegaConf.select(cfg, key)
+        value = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
+        problem = typed(key, value)
+        if problem:
+            raise ConfigError(key, problem)
 
 
 def validate(cfg: DictConfig, explicit_model: bool = False) -> None:

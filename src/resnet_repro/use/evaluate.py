@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets
 
@@ -31,7 +32,7 @@ from resnet_repro.data.imagenet import eval_transform
 from resnet_repro.data.tensor_loader import TensorLoader
 from resnet_repro.errors import DataError, UserError, one_line, printable_streams
 from resnet_repro.files import read_json, write_json
-from resnet_repro.models.registry import ARCHITECTURES
+from resnet_repro.models.registry import architecture
 from resnet_repro.runs import records
 from resnet_repro.runs.layout import EVAL, RESULTS, refuse_links
 from resnet_repro.runs.provenance import git_commit, machine
@@ -44,14 +45,18 @@ VIEWS = {"cifar": ("single",), "imagenet": ("center-crop", "10-crop")}  # Sec. 4
 
 
 def family(record: dict[str, Any]) -> str:
-    return ARCHITECTURES[record["arch"]].family
+    """The family of images of the record's network (the table of architectures); WeightsError if none of ours."""
+    arch = architecture(str(record.get("arch")))
+    if arch is None:
+        raise WeightsError(f"{record['source']}: {ascii(record.get('arch'))} is not a network of this project")
+    return arch.family
 
 
 def check_classes(record: dict[str, Any], data: str, classes: int) -> None:
-    if record["kwargs"]["num_classes"] != classes:
-        raise WeightsError(
-            f"{network_name(record)} has {record['kwargs']['num_classes']} outputs, but {data} has {classes} classes"
-        )
+    fc = record["state_dict"].get("fc.weight")  # what the weights give, whatever the record's kwargs say
+    outputs = fc.shape[0] if isinstance(fc, torch.Tensor) and fc.dim() == 2 else record["kwargs"].get("num_classes")
+    if outputs != classes:
+        raise WeightsError(f"{network_name(record)} has {outputs} outputs, but {data} has {classes} classes")
 
 
 def declaration(record: dict[str, Any], dataset: str) -> dict[str, Any]:
@@ -171,10 +176,12 @@ def evaluate(
     views = views or VIEWS[kind][-1]
     if views not in VIEWS[kind]:
         raise UserError(f"--views {views}: {kind.upper()} nets are tested with {' or '.join(VIEWS[kind])}")
+    # the run's recorded data location (data.root, data.cache_dir) only when the user names none: `evaluate RUN`
     root = Path(data_root).expanduser() if data_root is not None else recorded_root(weights)
+    cache = recorded_cache(weights) if data_root is None else None
     if kind == "cifar":
         check_classes(record, f"{dataset} {split}", declared["num_classes"])
-        loader, images = cifar_loader(record, dataset, declared, root, split, batch_size, recorded_cache(weights))
+        loader, images = cifar_loader(record, dataset, declared, root, split, batch_size, cache)
     else:
         loader, images = imagenet_loader(record, root, split, views, batch_size)
     module = ResNetModule(load_record(record), eval_names=("test",), top5=True)
