@@ -91,6 +91,7 @@ class RecordError(UserError):
     """A record that does not have the types this project writes: refused, naming the file and the field."""
 
     def __init__(self, where: str | Path, field: str, problem: str) -> None:
+        where, field = (text if text.isprintable() else ascii(text)[1:-1] for text in (str(where), field))
         super().__init__(f"{where}: {field} {problem}; it is not a record this project wrote, so it is not used")
 
 
