@@ -234,3 +234,17 @@ def test_outside_audit_of_the_gate(run: Path, tiny_cifar: Path, tmp_path: Path) 
     with pytest.raises(RecordError, match="step is 'many'"), run_directory(fresh, identity, {}, None):
         pass
     assert sorted(p.name for p in fresh.iterdir()) == ["results.json"]  # refused before .lock or train.log
+
+
+def test_class_folders_named_in_another_encoding_train_and_evaluate(tmp_path: Path) -> None:
+    """Class folders whose names are not UTF-8 (bytes 0xff) made training and evaluate fail with a traceback: their
+    names are kept with the bytes as escapes, and the run trains, records and evaluates."""
+    root = write_cifar_folder(tmp_path / "data", 40, 10)
+    for split in ("train", "test"):
+        os.rename(os.fsencode(root / split / "truck"), os.fsencode(root / split) + b"/tr\xffck")
+    run = tmp_path / "run"
+    result = run_cli([*TINY, f"data.root={root}", "model.depth=8", f"hydra.run.dir={run}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((run / "results.json").read_text())["status"] == "completed"
+    evaluated = command("resnet_repro.evaluate", str(run), "--which", "last")
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]

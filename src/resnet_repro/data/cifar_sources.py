@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,7 +215,7 @@ def _fingerprint(files: list[Path]) -> str:
     h = hashlib.sha1(f"v{CACHE_VERSION}".encode())
     for path in files:
         stat = path.stat()
-        h.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        h.update(os.fsencode(path) + f"|{stat.st_size}|{stat.st_mtime_ns}\n".encode())  # names as bytes
     return h.hexdigest()[:16]
 
 
@@ -239,7 +240,13 @@ def _read_folder(root: Path, num_classes: int) -> CifarArrays:
         raise DataError(f"the class folders of {root / 'train'} and {root / 'test'} differ; both need the same names")
     train_images, train_labels = _decode_split(train_classes)
     test_images, test_labels = _decode_split(test_classes)
-    return CifarArrays(train_images, train_labels, test_images, test_labels, [p.name for p in train_classes], str(root))
+    names = [readable(p.name) for p in train_classes]
+    return CifarArrays(train_images, train_labels, test_images, test_labels, names, readable(str(root)))
+
+
+def readable(name: str) -> str:
+    """A file name as text that any record can hold: bytes that are not UTF-8 written as escapes (\\xff)."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def _class_folders(split: Path, num_classes: int) -> list[Path]:
