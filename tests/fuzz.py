@@ -564,6 +564,8 @@ def run_case(template: Path, context: dict[str, Any], entry: str, changes: list[
         COUNTS["refused (exit 2, one line)" if code == 2 else "ran" if code == 0 else "failed"] += 1
         for finding in findings:
             COUNTS[f"finding: {finding.split(':')[0]}"] += 1
+        if COUNTS["cases"] % 500 == 0:  # a long run's counts so far, should it be stopped
+            write_counts(os.environ.get("FUZZ_REPORT"))
     finally:
         shutil.rmtree(case.root, ignore_errors=True)
     return findings
