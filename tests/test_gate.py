@@ -248,3 +248,13 @@ def test_class_folders_named_in_another_encoding_train_and_evaluate(tmp_path: Pa
     assert json.loads((run / "results.json").read_text())["status"] == "completed"
     evaluated = command("resnet_repro.evaluate", str(run), "--which", "last")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+
+
+def test_a_damaged_loader_state_is_one_line(run: Path, tiny_cifar: Path, tmp_path: Path) -> None:
+    """A resume from a checkpoint whose data loader state is damaged (its position as text) was a traceback."""
+    last = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    checkpoint["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]["position"] = "abc"
+    torch.save(checkpoint, last)
+    (run / "results.json").unlink()  # so the rerun resumes from last.ckpt
+    refused(run_cli([*TINY, f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={run}"]), "position 'abc'")

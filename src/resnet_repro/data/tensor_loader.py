@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from resnet_repro.data.transforms import Normalize, crop_flip, sample_crop_flip
+from resnet_repro.errors import DataError
 
 
 class TensorLoader:
@@ -88,12 +89,15 @@ class TensorLoader:
         return {"position": self.step_fn(), **self.order_key()}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        """Resume at the recorded position; refuse a state whose order would not be this loader's."""
+        """Resume at the recorded position; refuse (one line: DataError) a state whose order would not be this
+        loader's, or a damaged one."""
+        state = state if isinstance(state, dict) else {}
         changed = {k: (v, state.get(k)) for k, v in self.order_key().items() if state.get(k) != v}
         if changed:
-            raise ValueError(f"the checkpoint's data order differs from this run's (now, recorded): {changed}")
-        if state["position"] != self.step_fn():
-            raise ValueError(f"the checkpoint's loader position {state['position']} != its step {self.step_fn()}")
+            raise DataError(f"the checkpoint's data order differs from this run's (now, recorded): {changed}")
+        if state.get("position") != self.step_fn():
+            position = ascii(state.get("position"))[:40]
+            raise DataError(f"the checkpoint's loader position {position} is not its step {self.step_fn()}")
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch, start = divmod(self.step_fn(), len(self)) if self.shuffle else (0, 0)

@@ -6,14 +6,28 @@ from __future__ import annotations
 import logging
 import warnings
 
-# (logger, the start of a message it prints that concerns no user of this project): Lightning's tips, and its
-# device lines, printed before anything is checked (a refusal would follow them; results.json records the machine)
+# (logger, the start of a message it prints that concerns no user of this project): Lightning's tips, its device
+# lines (results.json records the machine) and its restore lines (the run says "resuming from step N" itself), which
+# would stand before a refusal
 TIPS = tuple(
     ("pytorch_lightning.utilities.rank_zero", start)
-    for start in ("💡 Tip:", "GPU available:", "TPU available:", "HPU available:")
+    for start in (
+        "💡 Tip:",
+        "GPU available:",
+        "TPU available:",
+        "HPU available:",
+        "Restoring states from the checkpoint",
+        "Restored all states from the checkpoint",
+    )
 )
 # deprecation notices raised inside dependencies, about their own internals (message patterns)
-INTERNAL_WARNINGS = (r".*isinstance\(treespec, LeafSpec\).*",)
+INTERNAL_WARNINGS = (
+    r".*isinstance\(treespec, LeafSpec\).*",
+    # Lightning on every resume (the run's checkpoints/ holds its own files), and on a run folder that was moved
+    # (its best-by-val bookkeeping is the checkpoint's; the run says "resuming from step N" itself)
+    r"Checkpoint directory .* exists and is not empty",
+    r"The dirpath has changed from",
+)
 
 
 class DropTips(logging.Filter):
