@@ -89,15 +89,19 @@ def test_a_recipe_that_is_not_the_papers_gets_no_difference(tmp_path: Path) -> N
 
 
 def test_unreadable_run_files_are_left_out_not_fatal(tmp_path: Path) -> None:
+    """Layer records of the wrong types count as not recorded; a results.json of the wrong types (a metric as
+    text) leaves its run out, listed with the field the reading gate refused (runs/records.py)."""
     run = add_run(tmp_path, ["net=resnet20"], 0, 8.7, responses=[1.0])
     (run / "layer_responses.json").write_text("[1, 2, 3]")
     (run / "gradient_norms.json").write_text('{"a": "x", "b": 1}')
+    (group,) = group_runs(find_runs([tmp_path]))
+    assert group.values("test_err") == [8.7] and group.values("response") == [] and group.values("gradient_decay") == []
     results = json.loads((run / "results.json").read_text())
     results["metrics"]["test_err"] = "8.7"
     (run / "results.json").write_text(json.dumps(results))
-    (group,) = group_runs(find_runs([tmp_path]))
-    assert group.values("test_err") == [] and group.values("response") == [] and group.values("gradient_decay") == []
-    assert write_report([tmp_path], tmp_path / "report").is_file()
+    (found,) = find_runs([tmp_path])
+    assert found.status == "unreadable" and "metrics.test_err is '8.7', not a number" in found.error
+    assert group_runs([found]) == [] and write_report([tmp_path], tmp_path / "report").is_file()
     for content in ('{"status": "completed", "metrics": 5}', '{"metrics": {}}', "[1, 2]", '"text"'):
         (run / "results.json").write_text(content)  # what a stranger's folder may hold: left out, not fatal
         assert write_report([tmp_path], tmp_path / "report").is_file(), content
@@ -230,4 +234,4 @@ def test_the_report_recounts_what_a_run_calls_completed(tmp_path: Path) -> None:
         (run / "results.json").write_text(json.dumps(results))
     report = write_report([tmp_path], tmp_path / "report").read_text()
     assert "1 of 3 runs completed" in report
-    assert "its step is 1 of trainer.max_steps 64000" in report and "do not cover steps 0 to 64000" in report
+    assert "its step is 1 of trainer.max_steps 64000" in report and "does not continue from step 10" in report
