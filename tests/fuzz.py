@@ -521,8 +521,18 @@ COUNTS: Counter[str] = Counter()
 FOUND: list[dict[str, Any]] = []  # findings of a deep run (make fuzz), each with its case, in the counts' file
 
 
+def drop_stale_handlers() -> None:
+    """Remove root log handlers whose stream is closed: an earlier in-process Hydra run (another test) leaves one
+    bound to that test's captured stdout, and logging through it prints "--- Logging error ---" into a case."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False):
+            root.removeHandler(handler)
+
+
 def run_case(template: Path, context: dict[str, Any], entry: str, changes: list[Mutation]) -> list[str]:
     """Build a case, run `entry` on it, and return its findings (empty: the case passed). Counts every case."""
+    drop_stale_handlers()
     case = make_case(template)
     findings: list[str] = []
     cwd = os.getcwd()
