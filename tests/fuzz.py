@@ -359,13 +359,19 @@ def link_folder(case: Case, path: Path) -> None:
         return
     copy = case.victim / f"copy-{path.name}"
     if path.is_dir():
-        shutil.copytree(path, copy, symlinks=True)
+        shutil.copytree(path, copy, symlinks=True, ignore=special_files)  # a FIFO an earlier mutation made stays
         shutil.rmtree(path)
     else:
         copy.mkdir()
     path.symlink_to(copy, target_is_directory=True)
     if path == case.run:
         case.run = path
+
+
+def special_files(folder: str, names: list[str]) -> list[str]:
+    """The names in `folder` that copytree cannot copy (FIFOs, sockets): left out of a copy."""
+    kinds = (stat.S_ISREG, stat.S_ISDIR, stat.S_ISLNK)
+    return [n for n in names if not any(kind(os.lstat(os.path.join(folder, n)).st_mode) for kind in kinds)]
 
 
 def rename(case: Case, which: str, name: str) -> None:
