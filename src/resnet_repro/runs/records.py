@@ -160,10 +160,15 @@ def recipe(value: Any, where: str | Path, field: str = "recipe") -> dict[str, An
     return value
 
 
+def is_recipe_id(value: Any) -> bool:
+    """Whether `value` is a recipe id as runs/recipe.fingerprint writes it (hex digits)."""
+    return isinstance(value, str) and HEX_ID.fullmatch(value) is not None
+
+
 def identity(value: Any, where: str | Path) -> dict[str, Any]:
     """A run's identity (recipe.json, a checkpoint's run_identity): {recipe_id, seed, recipe, ...}."""
     value = mapping(value, where, "the record")
-    if not isinstance(value.get("recipe_id"), str) or not HEX_ID.fullmatch(value["recipe_id"]):
+    if not is_recipe_id(value.get("recipe_id")):
         raise RecordError(where, "recipe_id", f"is {shown(value.get('recipe_id'))}, not a recipe id (hex digits)")
     integer(value.get("seed"), where, "seed", low=-(2**31))
     return {**value, "recipe": recipe(value.get("recipe"), where)}
@@ -286,9 +291,7 @@ def export(value: dict[str, Any], where: str | Path) -> dict[str, Any]:
     for field in ("seed", "step"):
         if value.get(field) is not None:
             integer(value[field], where, field, low=-(2**31) if field == "seed" else 0)
-    if value.get("recipe_id") is not None and not (
-        isinstance(value["recipe_id"], str) and HEX_ID.fullmatch(value["recipe_id"])
-    ):
+    if value.get("recipe_id") is not None and not is_recipe_id(value["recipe_id"]):
         raise RecordError(where, "recipe_id", f"is {shown(value['recipe_id'])}, not a recipe id (hex digits)")
     return checked
 

@@ -274,7 +274,7 @@ def export(run: str | Path, out: str | Path | None = None, which: str = "best", 
             raise WeightsError(f"{run} is not inside a run directory: give the file to write (--out)")
         refuse_links(run_dir)  # a stranger's export/ may be a link to elsewhere
         recipe_id, seed = record.get("recipe_id"), record.get("seed")
-        if not (isinstance(recipe_id, str) and re.fullmatch(r"[0-9a-f]{8,64}", recipe_id)) or type(seed) is not int:
+        if not records.is_recipe_id(recipe_id) or type(seed) is not int:
             raise WeightsError(f"{run}: its recorded recipe_id or seed is not one a run writes: give the file (--out)")
         out = run_dir / EXPORT / f"{name}-{recipe_id}-seed{seed}.pt"
     out = Path(out)
