@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -201,6 +202,20 @@ def test_fast_loader_order_depends_on_seed_and_epoch_only(tiny_cifar: Path) -> N
     assert not torch.equal(list(loader())[0][1], epoch0[0][1])
 
 
+def test_an_official_reader_is_looked_up_never_imported(
+    tiny_cifar: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`data.official` named a module that was imported (its code ran) before the class was checked: it is looked
+    up in a table of torchvision's readers, so a module on the path named there is never imported."""
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "planted_reader.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(planted))
+    with pytest.raises(ConfigError, match="'planted_reader.CIFAR10' is not an official reader"):
+        CifarDataModule(root=tiny_cifar, official="planted_reader.CIFAR10").prepare_data()
+    assert not (tmp_path / "ran").exists() and "planted_reader" not in sys.modules
+
+
 def test_bad_datamodule_settings_name_their_key(tiny_cifar: Path) -> None:
     with pytest.raises(ConfigError, match="data.batch_size"):
         CifarDataModule(root=tiny_cifar, batch_size=0)
@@ -210,10 +225,9 @@ def test_bad_datamodule_settings_name_their_key(tiny_cifar: Path) -> None:
         CifarDataModule(root=tiny_cifar, family="imagenet")
     with pytest.raises(ConfigError, match="data.num_classes"):
         CifarDataModule(root=tiny_cifar, num_classes=None)
-    with pytest.raises(ConfigError, match="data.official: cannot import 'torchvision.datasets.NoSuch'"):
-        CifarDataModule(root=tiny_cifar, official="torchvision.datasets.NoSuch").prepare_data()
-    with pytest.raises(ConfigError, match="data.official: torchvision.datasets.MNIST is not a torchvision CIFAR"):
-        CifarDataModule(root=tiny_cifar, official="torchvision.datasets.MNIST").prepare_data()
+    for target in ("torchvision.datasets.NoSuch", "torchvision.datasets.MNIST", "..x", "", "os.system"):
+        with pytest.raises(ConfigError, match=f"data.official: {target!r} is not an official reader"):
+            CifarDataModule(root=tiny_cifar, official=target).prepare_data()
     with pytest.raises(ConfigError, match="data.flip: must be true or false, got 'false'"):
         CifarDataModule(root=tiny_cifar, flip="false")
     with pytest.raises(ConfigError, match="data.download: digits has no official release to download"):
