@@ -238,3 +238,55 @@ def read_json(path: str | Path) -> Any | None:
 def save_tensors(path: str | Path, data: dict[str, Any], root: str | Path | None = None) -> None:
     """torch.save, atomically (atomic_write, below `root` when given)."""
     atomic_write(path, lambda file: torch.save(data, file), root)
+
+
+HELD = "resnet-repro-held"  # TensorBoard's writer opens `HELD://<folder descriptor>/<file name>` (HeldFolderFiles)
+
+
+class HeldFolderFiles:
+    """The file system TensorBoard's writer is given for a folder this process opened (open_folder) and holds.
+    TensorBoard reopens its event file by path at every flush; here each of those opens is made from the folder's
+    descriptor with O_NOFOLLOW, so nothing is written through a link, even one swapped in after the folder was
+    opened, and the first write creates the file (never over an existing file or a link)."""
+
+    def makedirs(self, path: bytes | str) -> None:
+        """The held folder exists: nothing to make."""
+
+    def write(self, filename: bytes | str, content: bytes | str, binary_mode: bool = False) -> None:
+        self._write(filename, content, os.O_EXCL)
+
+    def append(self, filename: bytes | str, content: bytes | str, binary_mode: bool = False) -> None:
+        self._write(filename, content, os.O_APPEND)
+
+    def _write(self, filename: bytes | str, content: bytes | str, mode: int) -> None:
+        folder, _, name = os.fsdecode(filename).removeprefix(f"{HELD}://").partition("/")
+        if not folder.isdigit() or name in ("", ".", "..") or "/" in name:
+            raise LinkRefused(errno.EINVAL, f"{os.fsdecode(filename)} is not a file of a held folder")
+        data = content if isinstance(content, bytes) else content.encode()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | mode
+        descriptor = os.open(name, flags, 0o666, dir_fd=int(folder))
+        try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise LinkRefused(errno.EINVAL, f"{name} is not a regular file; nothing is written to it")
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view) :]
+        finally:
+            os.close(descriptor)
+
+
+def summary_writer(folder: Path, root: str | Path, **kwargs: Any) -> Any:
+    """A TensorBoard SummaryWriter (`kwargs` are its own) writing its event files into `folder` below `root`: the
+    folder is made and opened now without following a link (LinkRefused otherwise) and held while the process
+    lives; every write of TensorBoard's then goes through HeldFolderFiles. Where TensorBoard writes through
+    TensorFlow's own file system (TensorFlow installed) or the system has no dir_fd, it is given the path."""
+    from tensorboard.compat import tf
+    from torch.utils.tensorboard import SummaryWriter
+
+    descriptor = open_folder(folder, root)
+    gfile = tf.io.gfile
+    if gfile.__name__ != "tensorboard.compat.tensorflow_stub.io.gfile" or os.open not in os.supports_dir_fd:
+        os.close(descriptor)
+        return SummaryWriter(log_dir=str(folder), **kwargs)
+    gfile.register_filesystem(HELD, HeldFolderFiles())
+    return SummaryWriter(log_dir=f"{HELD}://{descriptor}", **kwargs)

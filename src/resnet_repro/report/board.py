@@ -7,10 +7,9 @@ import os
 from pathlib import Path
 
 from PIL import Image
-from torch.utils.tensorboard import SummaryWriter
 from torchvision.transforms.functional import pil_to_tensor
 
-from resnet_repro.files import open_folder, read_json, remove_file, write_json
+from resnet_repro.files import WriteFailed, open_folder, read_json, remove_file, summary_writer, write_json
 
 BOARD = "tb"  # the sweep board's folder inside the report folder
 BOARD_FILES = "board.json"  # the event files the report wrote there: the only ones a later report removes
@@ -26,11 +25,14 @@ def write_board(
     """Write the sweep board into `out`/tb: `figures` (PNG files) as images, `curves` ({fig6_tag: points}) as
     scalars, and a custom-scalars layout with one chart per dataset and family. Returns the board's folder."""
     board = out / BOARD
-    os.close(open_folder(board, out))  # made here, never through a link
+    try:
+        os.close(open_folder(board, out))  # made here, never through a link
+    except OSError as err:
+        raise WriteFailed(board, err) from err
     written = read_json(out / BOARD_FILES)
     mine = {name for name in written if isinstance(name, str)} if isinstance(written, list) else set()
     before = {path.name for path in board.iterdir()}
-    with SummaryWriter(str(board)) as writer:
+    with summary_writer(board, out) as writer:  # each write opened from the held folder, never through a link
         for figure in figures:
             with Image.open(figure) as image:
                 writer.add_image(f"report/{figure.stem}", pil_to_tensor(image.convert("RGB")), 0)
