@@ -31,3 +31,9 @@ def printable_streams() -> None:
 def one_line(error: BaseException) -> str:
     """An error's message on one line (a library's message may span several: its lines are joined by "; ")."""
     return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
+def escaped(text: str) -> str:
+    """`text` with each character that is not printable (a newline, a control character) as its escape: a string
+    from someone else's file stays on its line and cannot start one of its own."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)

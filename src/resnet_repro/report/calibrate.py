@@ -14,7 +14,6 @@ gradient measure on its bound); `--world FILE` brings another (a JSON {"family",
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_repro.errors import UserError
+from resnet_repro.files import read_json
 from resnet_repro.report import claims
 from resnet_repro.report.collect import Group, Run
 from resnet_repro.report.paper import paper_value
@@ -104,14 +104,16 @@ LABEL = re.compile(r"(plain|ResNet)-[1-9][0-9]{0,3}(-[ABC])?")  # plain-56, ResN
 def read_world(path: Path) -> list[World]:
     """A world from a JSON file: {"family", "dataset", "nets": {label: {metric: [mean, std]}}, "assumptions"};
     UserError naming what is wrong otherwise."""
+    data = read_json(path)  # never through a link, never blocking on a FIFO, bounded
+    if data is None:
+        raise UserError(f"--world {path}: not a regular JSON file (missing, a link, a FIFO or not valid JSON)")
     try:
-        data = json.loads(path.read_text())
         nets = {
             str(label): {str(m): (float(v[0]), float(v[1])) for m, v in metrics.items() if m in METRICS}
             for label, metrics in data["nets"].items()
         }
         family, dataset = str(data["family"]), str(data["dataset"])
-    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
         raise UserError(f"--world {path}: not a world file ({err}); see python -m resnet_repro.report --help") from err
     if family not in ("cifar", "imagenet") or not nets:
         raise UserError(f"--world {path}: family must be cifar or imagenet and nets must name networks")

@@ -10,8 +10,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from resnet_repro.errors import UserError
-from resnet_repro.files import atomic_write, file_name, interrupted_writes, write_json
+from resnet_repro.errors import UserError, escaped
+from resnet_repro.files import WriteFailed, atomic_write, file_name, interrupted_writes, write_json
 from resnet_repro.report import claims, stats
 from resnet_repro.report.board import write_board
 from resnet_repro.report.collect import (
@@ -26,6 +26,8 @@ from resnet_repro.report.collect import (
 from resnet_repro.report.figures import fig6_curves, plot_fig6, plot_fig7
 from resnet_repro.report.paper import departures, paper_result
 from resnet_repro.report.tb_events import read_scalars
+from resnet_repro.runs.layout import LOCK
+from resnet_repro.runs.lock import LocksUnsupported, RunLock
 from resnet_repro.runs.provenance import changed_across
 from resnet_repro.runs.recipe import fingerprint, is_recipe_key
 
@@ -50,7 +52,9 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
     or a key of how the runs computed (compile, data.loader) as their configs recorded it, which then tells their
     groups apart.
 
-    Raises UserError when the sweeps hold no runs, or no run recorded a compared key (nothing is written then).
+    Raises UserError when the sweeps hold no runs, or no run recorded a compared key (nothing is written then), and
+    RunHeldError when another process holds `out` (a report being written there). The report's `.lock` stays in
+    `out`; while one report writes there, a second one is refused.
     """
     if out.is_symlink():  # a `report` link in a stranger's sweep would send the report (and its removals) elsewhere
         raise UserError(f"{out} is a symbolic link: give the report a folder of its own (--out DIR)")
@@ -62,9 +66,24 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
             example = "a dotted config key: trainer.precision, compile"
             raise UserError(f"--compare {key}: no run recorded a value for it ({example})")
     keep_splitting_keys(runs)  # a key on which every run agrees splits nothing: setting ids stay as without it
-    notes = interrupted_writes(out, REPORT_FILES, remove=True) if out.is_dir() else []
+    lock = RunLock(out, doing="writing a report there")  # a second report into `out` would remove this one's files
+    try:
+        lock.acquire()  # RunHeldError naming the holder
+    except LocksUnsupported as err:  # a report alone in its folder still writes it; two at once may clash there
+        log.warning("%s; writing the report without a lock", err)
+    except OSError as err:  # `out` is a file, or cannot be made
+        raise WriteFailed(out / LOCK, err) from err
+    try:
+        return render(runs, sweeps, out, compare)
+    finally:
+        lock.release()
+
+
+def render(runs: list[Run], sweeps: list[Path], out: Path, compare: tuple[str, ...]) -> Path:
+    """write_report's files, written while this process holds `out`."""
+    notes = interrupted_writes(out, REPORT_FILES, remove=True)
     for note in notes:
-        log.warning(note)
+        log.warning("%s", escaped(note))
     groups = group_runs(runs)
     datasets = by_dataset(groups)
     settings = {name: by_setting(gs) for name, gs in datasets.items()}
@@ -110,7 +129,8 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
         f"Fig. 6 as custom scalars ({board.relative_to(out.parent)}).",
     ]
     report = out / "report.md"
-    atomic_write(report, lambda file: file.write(("\n".join(lines) + "\n").encode()), out)
+    text = "\n".join(map(escaped, lines)) + "\n"  # one line each: what a record says cannot add a line
+    atomic_write(report, lambda file: file.write(text.encode()), out)
     return report
 
 

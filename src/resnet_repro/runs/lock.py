@@ -1,4 +1,5 @@
-"""One process per run directory: an OS-level lock on `<run>/.lock`, held from the recipe check to results.json.
+"""One process per run directory: an OS-level lock on `<run>/.lock`, held from the recipe check to results.json
+(a report holds its own folder the same way while it writes; `.lock` says what its holder does there).
 
 On Linux it is an open-file-description (OFD) record lock: the kernel drops it when the process ends, however it
 ends (SIGKILL included); it is tied to the open file, not the process, so reading `.lock` elsewhere in the same
@@ -29,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from resnet_repro.errors import UserError
+from resnet_repro.errors import UserError, escaped
 from resnet_repro.files import read_json
 from resnet_repro.runs.layout import LOCK, RUN_LOG
 
@@ -37,17 +38,25 @@ LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # as conf/h
 _OFD = hasattr(fcntl, "F_OFD_SETLK")  # Linux 3.15+
 _NO_LOCKS = {errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL}  # a filesystem without file locks
 _HELD: dict[Path, RunLock] = {}  # the run directories this process holds
+TRAINING = "training it"  # what the holder of a run directory does there (a report's holder says otherwise)
 
 
 class RunHeldError(UserError):
-    """The run directory is held by another process (that process trains it; this one leaves it alone)."""
+    """The folder is held by another process (it trains the run, or writes a report there); this one leaves it
+    alone. The message says what the holder does, as the holder recorded it in `.lock`."""
 
     def __init__(self, run_dir: Path, holder: dict[str, Any]) -> None:
         self.run_dir, self.holder = run_dir, holder
+        doing = holder.get("doing") if isinstance(holder.get("doing"), str) else TRAINING
         super().__init__(
-            f"{run_dir} is held by another process ({holder_text(holder)}), which is training it; nothing was "
-            f"changed there. Once that process ends, the same command resumes or skips the run"
+            f"{run_dir} is held by another process ({holder_text(holder)}), which is {escaped(doing)}; nothing "
+            f"was changed there. Once that process ends, run the same command again"
+            + (": it resumes or skips the run" if doing == TRAINING else "")
         )
+
+
+class LocksUnsupported(UserError):
+    """The folder's file system takes no file locks."""
 
 
 class LockLost(UserError):  # noqa: N818
@@ -65,8 +74,9 @@ class LockLost(UserError):  # noqa: N818
 
 
 def holder_text(holder: dict[str, Any]) -> str:
-    """'host H, pid P, since T' for a holder record (what the holder wrote in `.lock`)."""
-    return f"host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, since {holder.get('since', '?')}"
+    """'host H, pid P, since T' for a holder record (what the holder wrote in `.lock`, escaped: another process's
+    file may hold anything)."""
+    return escaped(f"host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, since {holder.get('since', '?')}")
 
 
 def _flock_struct(kind: int) -> bytes:
@@ -86,7 +96,7 @@ def _try_lock(fd: int, path: Path) -> bool:
         if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
             return False
         if err.errno in _NO_LOCKS:
-            raise UserError(
+            raise LocksUnsupported(
                 f"cannot lock {path}: its filesystem does not support file locks ({os.strerror(err.errno)}); "
                 "train in an output_root on a local disk or a filesystem with locks (README: several processes)"
             ) from None
@@ -122,10 +132,12 @@ def holder(run_dir: Path) -> dict[str, Any] | None:
 
 
 class RunLock:
-    """The lock of one run directory, taken by `acquire` (or `with`) and released on `release` or process end."""
+    """The lock of one run directory (or a report's folder: `doing` says what its holder does there, for the message
+    of whoever finds it held), taken by `acquire` (or `with`) and released on `release` or process end."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, doing: str = TRAINING) -> None:
         self.path = Path(run_dir) / LOCK
+        self.doing = doing
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -140,7 +152,8 @@ class RunLock:
         if held:
             os.close(fd)
             raise RunHeldError(self.path.parent, _read_holder(self.path))
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        since = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        me = {"host": socket.gethostname(), "pid": os.getpid(), "since": since, "doing": self.doing}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(me).encode(), 0)
         self._fd = fd
