@@ -5,6 +5,7 @@ than its test showed (the design each claim declares, Holm over the scorecard, m
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -408,9 +409,11 @@ def test_audit_findings_on_the_scorecard(tmp_path: Path, capsys: pytest.CaptureF
     result = one(tmp_path / "sweep", 11)
     assert result["verdict"] == INCONCLUSIVE and result["seeds_needed"]["seeds_needed"] is None
     assert "goes against the claim" in result["seeds_needed"]["why"]
-    for nets_value in ({"ResNet": {"test_err": [8.0, 0.2]}}, {"ResNet-20": {"test_err": [float("nan"), 0.2]}}):
-        bad = tmp_path / "bad.json"
-        bad.write_text(json.dumps({"family": "cifar", "dataset": "cifar10", "nets": nets_value}))
+    os.mkfifo(tmp_path / "fifo.json")  # a FIFO would block the read
+    for nets_value in ({"ResNet": {"test_err": [8.0, 0.2]}}, {"ResNet-20": {"test_err": [float("nan"), 0.2]}}, None):
+        bad = tmp_path / "bad.json" if nets_value else tmp_path / "fifo.json"
+        if nets_value:
+            bad.write_text(json.dumps({"family": "cifar", "dataset": "cifar10", "nets": nets_value}))
         with pytest.raises(SystemExit) as exit_info:
             report_main(["--calibrate", "--world", str(bad), "--sims", "5"])
         err = capsys.readouterr().err

@@ -4,6 +4,7 @@ never trusted; a FIFO or a link where a run's file should be never hangs or redi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,8 +25,10 @@ from resnet_repro.report.tb_events import read_scalars
 from resnet_repro.runs import records
 from resnet_repro.runs.directory import run_directory
 from resnet_repro.runs.layout import refuse_links
+from resnet_repro.runs.lock import RunLock
 from resnet_repro.runs.recipe import resume_checkpoint
 from resnet_repro.runs.records import RecordError
+from resnet_repro.training.tb_logger import RunTensorBoardLogger
 from resnet_repro.use.weights import WeightsError
 from tests.conftest import write_cifar_folder
 from tests.helpers import REPO, TINY, run_cli
@@ -258,3 +261,173 @@ def test_a_damaged_loader_state_is_one_line(run: Path, tiny_cifar: Path, tmp_pat
     torch.save(checkpoint, last)
     (run / "results.json").unlink()  # so the rerun resumes from last.ckpt
     refused(run_cli([*TINY, f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={run}"]), "position 'abc'")
+
+
+def damage_export(record: dict) -> None:
+    """An integer among the parameter names."""
+    record["state_dict"] = {0: torch.zeros(1), **record["state_dict"]}
+
+
+# The outside audit's 39 tracebacks (63efd54), by kind: each is now exit 2 and one line naming what is wrong. The
+# config values among them (optim.lr=abc, seed=abc, optim.milestones=[a]) are test_cli_errors.py's table; a non-UTF-8
+# class folder trains and evaluates (above); a non-UTF-8 run folder is listed as left out by the report (above).
+EXPORTED = {  # an exported file changed by one edit -> what evaluate's refusal names
+    "a state_dict with integer keys": (damage_export, "a parameter name of state_dict is 0"),
+    "an arch that is a path": (lambda r: r.update(arch="../../x"), "arch is '../../x', not a name"),
+    "an arch that is a number": (lambda r: r.update(arch=5), "arch is 5, not a name"),
+    "kwargs that are a list": (lambda r: r.update(kwargs=[1]), "kwargs is list, not a mapping"),
+    "a kwarg that is not an argument name": (lambda r: r["kwargs"].update({"a b": 1}), "is 'a b', not an argument"),
+    "text for the depth": (lambda r: r["kwargs"].update(depth="abc"), "cannot build"),
+    "a state_dict holding text": (lambda r: r["state_dict"].update({"fc.weight": "abc"}), "is 'abc', not a tensor"),
+    "a state_dict that is a list": (lambda r: r.update(state_dict=[1]), "not a mapping of parameter names"),
+}
+
+
+@pytest.mark.parametrize("kind", list(EXPORTED))
+def test_the_audits_exported_file_tracebacks_are_one_line(
+    kind: str, run: Path, tiny_cifar: Path, tmp_path: Path
+) -> None:
+    """Exported files with odd arch, kwargs or state_dict crashed evaluate with a traceback."""
+    exported = tmp_path / "weights.pt"
+    made = command("resnet_repro.export", str(run), "--which", "last", "--out", str(exported))
+    assert made.returncode == 0, made.stderr[-2000:]
+    record = torch.load(exported, weights_only=True)
+    edit, words = EXPORTED[kind]
+    edit(record)
+    torch.save(record, exported)
+    out = tmp_path / "eval.json"
+    refused(command("resnet_repro.evaluate", str(exported), "--data", str(tiny_cifar), "--out", str(out)), words)
+    assert not out.exists()
+
+
+RUN_FILES = {  # a file of a run changed by one edit -> the command that read it, and what its refusal names
+    "results.json holding a list (export)": ("results.json", lambda r: [1, 2], "export", "is list, not a mapping"),
+    "results.json holding a list (evaluate)": ("results.json", lambda r: [1, 2], "evaluate", "is list, not a mapping"),
+    "text in a numeric recipe field": (
+        "results.json",
+        lambda r: {**r, "recipe": {**r["recipe"], "optim.lr": "abc"}},
+        "evaluate",
+        "recipe.optim.lr must be a number, got 'abc'",
+    ),
+    "deeply nested JSON": (
+        "results.json",
+        lambda r: {**r, "config": json.loads('{"a": ' * 100 + "1" + "}" * 100)},
+        "export",
+        "is nested deeper than 24 levels",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(RUN_FILES))
+def test_the_audits_run_record_tracebacks_are_one_line(kind: str, run: Path, tiny_cifar: Path) -> None:
+    """A run's records of the wrong types crashed export and evaluate with a traceback."""
+    name, edit, module, words = RUN_FILES[kind]
+    (run / name).write_text(json.dumps(edit(json.loads((run / name).read_text()))))
+    before = sorted(p.relative_to(run).as_posix() for p in run.rglob("*"))
+    args = ["--which", "last"] + (["--data", str(tiny_cifar)] if module == "evaluate" else [])
+    refused(command(f"resnet_repro.{module}", str(run), *args), name, words)
+    assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*")) == before  # nothing written
+
+
+def test_the_audits_resume_and_config_tracebacks_are_one_line(run: Path, tiny_cifar: Path) -> None:
+    """A damaged loop state in a resume, and an `official:` of `..x`, were tracebacks."""
+    last = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["ready"] = "abc"
+    torch.save(checkpoint, last)
+    (run / "results.json").unlink()  # so the rerun resumes from last.ckpt
+    train = [*TINY, f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={run}"]
+    refused(run_cli(train), "last.ckpt", "epoch_loop.batch_progress.total.ready is 'abc'")
+    refused(run_cli([*train[:-1], f"hydra.run.dir={run.parent / 'other'}", "data.official=..x"]), "data.official")
+
+
+def test_a_second_report_into_one_folder_is_refused(run: Path, tmp_path: Path) -> None:
+    """Two reports writing one folder at once: each removed the other's unfinished files (audit item 11). The
+    report holds its folder while it writes; a second one is refused with one line and changes nothing there."""
+    out = tmp_path / "report"
+    write_report([run.parent], out)
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != ".lock"}
+    with RunLock(out, doing="writing a report there"):
+        result = command("resnet_repro.report", str(run.parent), "--out", str(out))
+    refused(result, "is held by another process", "which is writing a report there")
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != ".lock"} == before
+    with RunLock(run):  # a report into a run being trained names what its holder does
+        result = command("resnet_repro.report", str(run.parent), "--out", str(run))
+    refused(result, "which is training it")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the user's notes")
+    refused(command("resnet_repro.report", str(run.parent), "--out", str(notes)), "could not write", str(notes))
+    assert notes.read_text() == "the user's notes"
+
+
+def test_every_field_a_run_records_is_declared_and_checked(run: Path) -> None:
+    """The gate's record types list every field a real run writes (a new field fails here until it is declared and
+    checked), each provenance field of the wrong type is refused, naming it, and a path whose bytes are not UTF-8
+    (Python's surrogate escapes, as our own runs record it) is kept."""
+    recorded = json.loads((run / "results.json").read_text())
+    declared = set(records.Results.__annotations__)
+    checked = {"status", "step", "metrics", "segments", *records.Identity.__annotations__, *records.RESULT_FIELDS}
+    assert set(recorded) <= declared == checked
+    assert set(json.loads((run / "recipe.json").read_text())) == set(records.RecipeFile.__annotations__)
+    odd_root = {**recorded, "data": {**recorded["data"], "root": "/mnt/d\udcffata"}}  # argv bytes that are not UTF-8
+    assert records.results(odd_root, "results.json")["data"]["root"] == "/mnt/d\udcffata"  # our own record: kept
+    with pytest.raises(RecordError, match="is not valid UTF-8 text"):
+        records.results({**recorded, "git_commit": "\ud800"}, "results.json")  # no bytes decode to it: refused
+    for field, kind in records.RESULT_FIELDS.items():
+        wrong = "abc" if kind in (records.INTEGER, records.NUMBER) else 1
+        with pytest.raises(RecordError, match=f"results.json: {field} is {wrong!r}, not {kind}"):
+            records.results({**recorded, field: wrong}, run / "results.json")
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the refused open, in its thread
+def test_tensorboard_never_writes_through_a_link(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """TensorBoard reopens its event file by path at every flush, and Lightning wrote hparams.yaml at the end of a
+    run, through a tb/ swapped for a link mid-run: the run's logger (training/tb_logger.py) writes its events from
+    the folder it opened and holds (files.summary_writer), where they arrive, and hparams.yaml through the one
+    writer (refused there: a warning); a link at an event file's own name is not written through either."""
+    run, victim = tmp_path / "run", tmp_path / "victim"
+    victim.mkdir()
+    logger = RunTensorBoardLogger(save_dir=str(run), name="tb", version="")
+    logger.log_hyperparams({"optim.lr": 0.1})
+    logger.log_metrics({"train/err": 50.0}, step=1)
+    (run / "tb").rename(tmp_path / "moved")
+    (run / "tb").symlink_to(victim, target_is_directory=True)
+    logger.log_metrics({"train/err": 40.0}, step=2)
+    logger.save()
+    assert list(victim.iterdir()) == [] and "hparams.yaml was not written" in caplog.text
+    (run / "tb").unlink()
+    (tmp_path / "moved").rename(run / "tb")
+    assert [step for step, _ in read_scalars(run)["train/err"]] == [1, 2]
+    logger.save()
+    assert "optim.lr: 0.1" in (run / "tb" / "hparams.yaml").read_text()
+
+    event = next((run / "tb").glob("events.out.tfevents.*"))
+    event.unlink()
+    (victim / "target").write_text("the victim's file")
+    event.symlink_to(victim / "target")
+    logger.log_metrics({"train/err": 30.0}, step=3)
+    with contextlib.suppress(OSError):  # the writer's thread refused the open; TensorBoard raises it on flush
+        logger.experiment.flush()
+    with contextlib.suppress(OSError):  # and its thread ends here, within this test
+        logger.experiment.close()
+    assert (victim / "target").read_text() == "the victim's file"
+
+    fresh = RunTensorBoardLogger(save_dir=str(tmp_path / "other"), name="tb", version="")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "tb").symlink_to(victim, target_is_directory=True)
+    with pytest.raises(WriteFailed, match="tb is a symbolic link or not a folder"):
+        fresh.experiment.add_scalar("train/err", 50.0, 1)
+    assert sorted(p.name for p in victim.iterdir()) == ["target"]
+
+
+def test_a_record_cannot_add_lines_to_the_report(run: Path, tmp_path: Path) -> None:
+    """A stranger's results.json whose error text holds newlines wrote lines of its own into report.md (a forged
+    scorecard row): every line of the report is one line of the report, record text escaped."""
+    forged = run.parent / "forged"
+    forged.mkdir()
+    shutil.copy(run / "recipe.json", forged / "recipe.json")
+    row = "| 1 | Degradation (Fig. 1) | holds |"
+    (forged / "results.json").write_text(json.dumps({"status": "failed", "error": f"boom\n\n{row}\n"}))
+    report = write_report([run.parent], tmp_path / "report").read_text()
+    assert row not in report.splitlines()
+    assert f"boom\\n\\n{row}\\n" in report

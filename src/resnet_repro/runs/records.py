@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
@@ -104,8 +104,8 @@ def shown(value: Any) -> str:
 def text(value: Any, where: str | Path, field: str) -> str:
     if not isinstance(value, str):
         raise RecordError(where, field, f"is {shown(value)}, not text")
-    try:
-        value.encode("utf-8")
+    try:  # a path's bytes that are not UTF-8 are kept as Python keeps them (surrogate escapes), and shown escaped
+        value.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         raise RecordError(where, field, "is not valid UTF-8 text") from None
     return value
@@ -160,17 +160,34 @@ def recipe(value: Any, where: str | Path, field: str = "recipe") -> dict[str, An
     return value
 
 
+class Identity(TypedDict):
+    """recipe.json, and a checkpoint's run_identity (runs/recipe.py writes it), as `identity` checks it."""
+
+    recipe_id: str
+    seed: int
+    recipe: dict[str, Any]  # {dotted key: a value or a list of values}, typed by KEY_TYPES
+
+
+class RecipeFile(Identity, total=False):
+    """recipe.json: the identity, and the command line's overrides that made the run (text, as given)."""
+
+    overrides: list[str]
+
+
 def is_recipe_id(value: Any) -> bool:
     """Whether `value` is a recipe id as runs/recipe.fingerprint writes it (hex digits)."""
     return isinstance(value, str) and HEX_ID.fullmatch(value) is not None
 
 
-def identity(value: Any, where: str | Path) -> dict[str, Any]:
+def identity(value: Any, where: str | Path) -> Identity:
     """A run's identity (recipe.json, a checkpoint's run_identity): {recipe_id, seed, recipe, ...}."""
     value = mapping(value, where, "the record")
     if not is_recipe_id(value.get("recipe_id")):
         raise RecordError(where, "recipe_id", f"is {shown(value.get('recipe_id'))}, not a recipe id (hex digits)")
     integer(value.get("seed"), where, "seed", low=-(2**31))
+    overrides = value.get("overrides", [])
+    if not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
+        raise RecordError(where, "overrides", f"is {shown(overrides)}, not a list of text")
     return {**value, "recipe": recipe(value.get("recipe"), where)}
 
 
@@ -212,22 +229,64 @@ def segments(value: Any, where: str | Path) -> list[dict[str, Any]]:
     return value
 
 
-def results(value: Any, where: str | Path) -> dict[str, Any]:
-    """A run's results.json: its status, step, metrics, segments, identity and provenance."""
+class Results(TypedDict, total=False):
+    """results.json (training/record.py writes it), as `results` checks it: every field a run writes is declared
+    here (a test compares a real run's file with this list) and checked, by RESULT_FIELDS or by its own check."""
+
+    status: str  # one of STATUSES
+    step: int | None
+    metrics: dict[str, float | int | None]
+    segments: list[dict[str, Any]]  # who trained which steps: `segments`
+    recipe_id: str
+    seed: int
+    recipe: dict[str, Any]
+    error: str | None
+    wall_time_s: float | None
+    images_per_s: float | None
+    compile_s: float | None
+    params: int | None
+    images_seen_per_process: int | None
+    warmup_end_step: int | None
+    precision: str | None
+    git_commit: str | None
+    data: dict[str, Any] | None  # provenance of the data (source, fingerprint, sizes, root)
+    batch: dict[str, Any] | None
+    network: dict[str, Any] | None  # {arch, family}
+    machine: dict[str, Any] | None
+    config: dict[str, Any] | None  # the resolved config
+
+
+# results.json's fields beyond status, step, metrics, segments and the identity, and what each holds (or None)
+RESULT_FIELDS: dict[str, str] = {
+    "error": TEXT,
+    "wall_time_s": NUMBER,
+    "images_per_s": NUMBER,
+    "compile_s": NUMBER,
+    "params": INTEGER,
+    "images_seen_per_process": INTEGER,
+    "warmup_end_step": INTEGER,
+    "precision": TEXT,
+    "git_commit": TEXT,
+    "data": "a mapping",
+    "batch": "a mapping",
+    "network": "a mapping",
+    "machine": "a mapping",
+    "config": "a mapping",
+}
+
+
+def results(value: Any, where: str | Path) -> Results:
+    """A run's results.json: its status, step, metrics, segments, identity and provenance (Results)."""
     value = mapping(value, where, "the record")
     status = value.get("status")
     if status not in STATUSES:
         raise RecordError(where, "status", f"is {shown(status)}, not one of {', '.join(STATUSES)}")
     if value.get("step") is not None:
         integer(value["step"], where, "step")
-    for field in ("metrics", "config", "data", "network", "machine"):
-        if field in value and value[field] is not None:
-            mapping(value[field], where, field)
-    for field in ("wall_time_s", "images_per_s"):
-        if value.get(field) is not None and (
-            isinstance(value[field], bool) or not isinstance(value[field], int | float)
-        ):
-            raise RecordError(where, field, f"is {shown(value[field])}, not a number")
+    for field, kind in RESULT_FIELDS.items():
+        item = value.get(field)
+        if item is not None and not (isinstance(item, dict) if kind == "a mapping" else holds(item, kind)):
+            raise RecordError(where, field, f"is {shown(item)}, not {kind}")
     if "metrics" in value:
         numbers(value["metrics"] or {}, where, "metrics")
     if "segments" in value:
