@@ -5,6 +5,7 @@ never trusted; a FIFO or a link where a run's file should be never hangs or redi
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ import torch
 from resnet_repro import load_model
 from resnet_repro.data.cifar_sources import load_cifar
 from resnet_repro.errors import UserError
-from resnet_repro.files import WriteFailed, atomic_write
+from resnet_repro.files import WriteFailed, atomic_write, summary_writer
 from resnet_repro.report import write_report
 from resnet_repro.report.tb_events import read_scalars
 from resnet_repro.runs import records
@@ -431,3 +432,16 @@ def test_a_record_cannot_add_lines_to_the_report(run: Path, tmp_path: Path) -> N
     report = write_report([run.parent], tmp_path / "report").read_text()
     assert row not in report.splitlines()
     assert f"boom\\n\\n{row}\\n" in report
+
+
+def test_a_board_writer_releases_its_folder(tmp_path: Path) -> None:
+    """Each held folder is released with its writer: a process writing many reports (a notebook, the fuzzing run)
+    does not pile up open folders, and a released folder's descriptor number never receives a late write."""
+    held = len(os.listdir("/proc/self/fd"))
+    for step in range(30):
+        with summary_writer(tmp_path / "tb", tmp_path) as writer:
+            writer.add_scalar("x", 1.0, step)
+        del writer
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) <= held + 1
+    assert [step for step, _ in read_scalars(tmp_path)["x"]] == list(range(30))

@@ -15,6 +15,7 @@ import pickle
 import re
 import secrets
 import stat
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -241,6 +242,7 @@ def save_tensors(path: str | Path, data: dict[str, Any], root: str | Path | None
 
 
 HELD = "resnet-repro-held"  # TensorBoard's writer opens `HELD://<folder descriptor>/<file name>` (HeldFolderFiles)
+_HELD_FOLDERS: dict[int, tuple[int, int]] = {}  # descriptor -> (device, inode) of the folder it was opened on
 
 
 class HeldFolderFiles:
@@ -260,8 +262,12 @@ class HeldFolderFiles:
 
     def _write(self, filename: bytes | str, content: bytes | str, mode: int) -> None:
         folder, _, name = os.fsdecode(filename).removeprefix(f"{HELD}://").partition("/")
-        if not folder.isdigit() or name in ("", ".", "..") or "/" in name:
-            raise LinkRefused(errno.EINVAL, f"{os.fsdecode(filename)} is not a file of a held folder")
+        held = _HELD_FOLDERS.get(int(folder)) if folder.isdigit() else None
+        if held is None or name in ("", ".", "..") or "/" in name:  # a writer's folder released, or a bad name
+            raise LinkRefused(errno.EBADF, f"{os.fsdecode(filename)} is not a file of a folder held now")
+        info = os.fstat(int(folder))
+        if (info.st_dev, info.st_ino) != held:
+            raise LinkRefused(errno.EBADF, f"{os.fsdecode(filename)}: its folder is no longer the one held")
         data = content if isinstance(content, bytes) else content.encode()
         flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | mode
         descriptor = os.open(name, flags, 0o666, dir_fd=int(folder))
@@ -277,9 +283,10 @@ class HeldFolderFiles:
 
 def summary_writer(folder: Path, root: str | Path, **kwargs: Any) -> Any:
     """A TensorBoard SummaryWriter (`kwargs` are its own) writing its event files into `folder` below `root`: the
-    folder is made and opened now without following a link (LinkRefused otherwise) and held while the process
-    lives; every write of TensorBoard's then goes through HeldFolderFiles. Where TensorBoard writes through
-    TensorFlow's own file system (TensorFlow installed) or the system has no dir_fd, it is given the path."""
+    folder is made and opened now without following a link (LinkRefused otherwise) and held while the writer
+    lives (released when it is garbage-collected: a writer may be reopened after close, as Lightning does); every
+    write of TensorBoard's goes through HeldFolderFiles. Where TensorBoard writes through TensorFlow's own file
+    system (TensorFlow installed) or the system has no dir_fd, it is given the path."""
     from tensorboard.compat import tf
     from torch.utils.tensorboard import SummaryWriter
 
@@ -289,4 +296,18 @@ def summary_writer(folder: Path, root: str | Path, **kwargs: Any) -> Any:
         os.close(descriptor)
         return SummaryWriter(log_dir=str(folder), **kwargs)
     gfile.register_filesystem(HELD, HeldFolderFiles())
-    return SummaryWriter(log_dir=f"{HELD}://{descriptor}", **kwargs)
+    info = os.fstat(descriptor)
+    _HELD_FOLDERS[descriptor] = (info.st_dev, info.st_ino)
+    try:
+        writer = SummaryWriter(log_dir=f"{HELD}://{descriptor}", **kwargs)
+    except BaseException:
+        release_folder(descriptor)
+        raise
+    weakref.finalize(writer, release_folder, descriptor)
+    return writer
+
+
+def release_folder(descriptor: int) -> None:
+    """Close a folder summary_writer held; writes still queued for it are refused (HeldFolderFiles)."""
+    _HELD_FOLDERS.pop(descriptor, None)
+    os.close(descriptor)

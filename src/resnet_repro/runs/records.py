@@ -22,7 +22,7 @@ from resnet_repro.files import load_checkpoint, read_json
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")  # config keys, parameter, layer and metric names
 HEX_ID = re.compile(r"[0-9a-f]{8,64}")  # recipe ids
 MAX_DEPTH = 24  # nesting of any record; the deepest this project writes is the resolved config's, about 6
-INTEGER, NUMBER, TEXT, FLAG = "an integer", "a number", "text", "true or false"
+INTEGER, NUMBER, TEXT, FLAG, MAPPING = "an integer", "a number", "text", "true or false", "a mapping"
 # the keys whose values are used as numbers, names or switches, and what they must hold (None allowed where True):
 # what a recipe records and what a config sets (training/checks.py checks a composed config with this table)
 KEY_TYPES: dict[str, tuple[str, bool]] = {
@@ -60,11 +60,13 @@ KEY_TYPES: dict[str, tuple[str, bool]] = {
 
 
 def holds(value: Any, kind: str) -> bool:
-    """Whether `value` is of `kind` (INTEGER, NUMBER, TEXT, FLAG); a bool is no number."""
+    """Whether `value` is of `kind` (INTEGER, NUMBER, TEXT, FLAG, MAPPING); a bool is no number."""
     if kind == FLAG:
         return isinstance(value, bool)
     if kind == TEXT:
         return isinstance(value, str)
+    if kind == MAPPING:
+        return isinstance(value, dict)
     if isinstance(value, bool):
         return False
     return isinstance(value, int) if kind == INTEGER else isinstance(value, int | float) and math.isfinite(value)
@@ -267,11 +269,11 @@ RESULT_FIELDS: dict[str, str] = {
     "warmup_end_step": INTEGER,
     "precision": TEXT,
     "git_commit": TEXT,
-    "data": "a mapping",
-    "batch": "a mapping",
-    "network": "a mapping",
-    "machine": "a mapping",
-    "config": "a mapping",
+    "data": MAPPING,
+    "batch": MAPPING,
+    "network": MAPPING,
+    "machine": MAPPING,
+    "config": MAPPING,
 }
 
 
@@ -285,7 +287,7 @@ def results(value: Any, where: str | Path) -> Results:
         integer(value["step"], where, "step")
     for field, kind in RESULT_FIELDS.items():
         item = value.get(field)
-        if item is not None and not (isinstance(item, dict) if kind == "a mapping" else holds(item, kind)):
+        if item is not None and not holds(item, kind):
             raise RecordError(where, field, f"is {shown(item)}, not {kind}")
     if "metrics" in value:
         numbers(value["metrics"] or {}, where, "metrics")
