@@ -4,7 +4,6 @@ never trusted; a FIFO or a link where a run's file should be never hangs or redi
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import os
@@ -20,7 +19,7 @@ import torch
 from resnet_repro import load_model
 from resnet_repro.data.cifar_sources import load_cifar
 from resnet_repro.errors import UserError
-from resnet_repro.files import WriteFailed, atomic_write, summary_writer
+from resnet_repro.files import HeldFolderFiles, WriteFailed, atomic_write, summary_writer
 from resnet_repro.report import write_report
 from resnet_repro.report.tb_events import read_scalars
 from resnet_repro.runs import records
@@ -380,12 +379,12 @@ def test_every_field_a_run_records_is_declared_and_checked(run: Path) -> None:
             records.results({**recorded, field: wrong}, run / "results.json")
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the refused open, in its thread
 def test_tensorboard_never_writes_through_a_link(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """TensorBoard reopens its event file by path at every flush, and Lightning wrote hparams.yaml at the end of a
     run, through a tb/ swapped for a link mid-run: the run's logger (training/tb_logger.py) writes its events from
     the folder it opened and holds (files.summary_writer), where they arrive, and hparams.yaml through the one
-    writer (refused there: a warning); a link at an event file's own name is not written through either."""
+    writer (refused there: a warning); a link (symbolic or hard) at an event file's own name is not written
+    through either: its events are dropped with one warning."""
     run, victim = tmp_path / "run", tmp_path / "victim"
     victim.mkdir()
     logger = RunTensorBoardLogger(save_dir=str(run), name="tb", version="")
@@ -403,15 +402,17 @@ def test_tensorboard_never_writes_through_a_link(tmp_path: Path, caplog: pytest.
     assert "optim.lr: 0.1" in (run / "tb" / "hparams.yaml").read_text()
 
     event = next((run / "tb").glob("events.out.tfevents.*"))
-    event.unlink()
     (victim / "target").write_text("the victim's file")
-    event.symlink_to(victim / "target")
+    event.unlink()
+    event.symlink_to(victim / "target")  # a link at the event file's own name
     logger.log_metrics({"train/err": 30.0}, step=3)
-    with contextlib.suppress(OSError):  # the writer's thread refused the open; TensorBoard raises it on flush
-        logger.experiment.flush()
-    with contextlib.suppress(OSError):  # and its thread ends here, within this test
-        logger.experiment.close()
+    logger.experiment.flush()
+    event.unlink()
+    os.link(victim / "target", event)  # a hard link there: O_NOFOLLOW does not see it
+    logger.log_metrics({"train/err": 20.0}, step=4)
+    logger.experiment.close()
     assert (victim / "target").read_text() == "the victim's file"
+    assert f"TensorBoard events not written to {event}" in caplog.text  # one warning, no traceback from its thread
 
     fresh = RunTensorBoardLogger(save_dir=str(tmp_path / "other"), name="tb", version="")
     (tmp_path / "other").mkdir()
@@ -445,3 +446,12 @@ def test_a_board_writer_releases_its_folder(tmp_path: Path) -> None:
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) <= held + 1
     assert [step for step, _ in read_scalars(tmp_path)["x"]] == list(range(30))
+    late = summary_writer(tmp_path / "tb", tmp_path)
+    url = f"{late.log_dir}/events.out.tfevents.late"
+    del late
+    gc.collect()  # released; a new writer of another folder may get the same descriptor number
+    other = summary_writer(tmp_path / "other", tmp_path)
+    HeldFolderFiles().write(url, b"late events")
+    assert not (tmp_path / "other" / "events.out.tfevents.late").exists()
+    assert not (tmp_path / "tb" / "events.out.tfevents.late").exists()
+    other.close()

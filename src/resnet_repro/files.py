@@ -10,11 +10,13 @@ import errno
 import fnmatch
 import io
 import json
+import logging
 import os
 import pickle
 import re
 import secrets
 import stat
+import threading
 import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-from resnet_repro.errors import UserError
+from resnet_repro.errors import UserError, escaped
 
 TMP_SUFFIX = ".tmp"  # a temporary file is .<name>.<random>.tmp beside <name>
 
@@ -241,15 +243,20 @@ def save_tensors(path: str | Path, data: dict[str, Any], root: str | Path | None
     atomic_write(path, lambda file: torch.save(data, file), root)
 
 
-HELD = "resnet-repro-held"  # TensorBoard's writer opens `HELD://<folder descriptor>/<file name>` (HeldFolderFiles)
-_HELD_FOLDERS: dict[int, tuple[int, int]] = {}  # descriptor -> (device, inode) of the folder it was opened on
+HELD = "resnet-repro-held"  # TensorBoard's writer opens `HELD://<token>/<file name>` (HeldFolderFiles)
+_HELD_FOLDERS: dict[str, tuple[int, Path]] = {}  # token -> (descriptor, folder) of a folder a live writer holds
+_WARNED: set[tuple[str, str]] = set()  # (token, file name) whose refused write was reported
+_HELD_LOCK = threading.Lock()  # a token's lookup and its open, against its release (a finalizer, any thread)
+log = logging.getLogger(__name__)
 
 
 class HeldFolderFiles:
     """The file system TensorBoard's writer is given for a folder this process opened (open_folder) and holds.
     TensorBoard reopens its event file by path at every flush; here each of those opens is made from the folder's
-    descriptor with O_NOFOLLOW, so nothing is written through a link, even one swapped in after the folder was
-    opened, and the first write creates the file (never over an existing file or a link)."""
+    descriptor with O_NOFOLLOW, the first write creates the file (never over an existing file or a link), and an
+    append is refused unless the file is the one regular file of its name (no hard link to another file). A refused
+    or failed write is one warning and its events are dropped (it happens in TensorBoard's writer thread, where an
+    exception would only print a traceback); the run's own records are written as ever."""
 
     def makedirs(self, path: bytes | str) -> None:
         """The held folder exists: nothing to make."""
@@ -261,24 +268,28 @@ class HeldFolderFiles:
         self._write(filename, content, os.O_APPEND)
 
     def _write(self, filename: bytes | str, content: bytes | str, mode: int) -> None:
-        folder, _, name = os.fsdecode(filename).removeprefix(f"{HELD}://").partition("/")
-        held = _HELD_FOLDERS.get(int(folder)) if folder.isdigit() else None
-        if held is None or name in ("", ".", "..") or "/" in name:  # a writer's folder released, or a bad name
-            raise LinkRefused(errno.EBADF, f"{os.fsdecode(filename)} is not a file of a folder held now")
-        info = os.fstat(int(folder))
-        if (info.st_dev, info.st_ino) != held:
-            raise LinkRefused(errno.EBADF, f"{os.fsdecode(filename)}: its folder is no longer the one held")
+        token, _, name = os.fsdecode(filename).removeprefix(f"{HELD}://").partition("/")
         data = content if isinstance(content, bytes) else content.encode()
-        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | mode
-        descriptor = os.open(name, flags, 0o666, dir_fd=int(folder))
-        try:
-            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-                raise LinkRefused(errno.EINVAL, f"{name} is not a regular file; nothing is written to it")
-            view = memoryview(data)
-            while view:
-                view = view[os.write(descriptor, view) :]
-        finally:
-            os.close(descriptor)
+        with _HELD_LOCK:
+            folder, path = _HELD_FOLDERS.get(token, (None, Path(token)))
+            try:
+                if folder is None or name in ("", ".", "..") or "/" in name:
+                    raise LinkRefused(errno.EBADF, "its writer no longer holds the folder")
+                flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | mode
+                descriptor = os.open(name, flags, 0o666, dir_fd=folder)
+                try:
+                    info = os.fstat(descriptor)
+                    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+                        raise LinkRefused(errno.EPERM, "not a regular file of its own (a hard link or a device)")
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(descriptor, view) :]
+                finally:
+                    os.close(descriptor)
+            except OSError as err:
+                if (token, name) not in _WARNED:  # once per file: TensorBoard flushes every few seconds
+                    _WARNED.add((token, name))
+                    log.warning("%s", escaped(f"TensorBoard events not written to {path / name}: {err.strerror}"))
 
 
 def summary_writer(folder: Path, root: str | Path, **kwargs: Any) -> Any:
@@ -286,7 +297,7 @@ def summary_writer(folder: Path, root: str | Path, **kwargs: Any) -> Any:
     folder is made and opened now without following a link (LinkRefused otherwise) and held while the writer
     lives (released when it is garbage-collected: a writer may be reopened after close, as Lightning does); every
     write of TensorBoard's goes through HeldFolderFiles. Where TensorBoard writes through TensorFlow's own file
-    system (TensorFlow installed) or the system has no dir_fd, it is given the path."""
+    system (TensorFlow installed) or the system has no dir_fd, it is given the path, with a warning."""
     from tensorboard.compat import tf
     from torch.utils.tensorboard import SummaryWriter
 
@@ -294,20 +305,24 @@ def summary_writer(folder: Path, root: str | Path, **kwargs: Any) -> Any:
     gfile = tf.io.gfile
     if gfile.__name__ != "tensorboard.compat.tensorflow_stub.io.gfile" or os.open not in os.supports_dir_fd:
         os.close(descriptor)
+        log.warning("TensorBoard writes %s by its path here (TensorFlow's file system, or no dir_fd)", folder)
         return SummaryWriter(log_dir=str(folder), **kwargs)
     gfile.register_filesystem(HELD, HeldFolderFiles())
-    info = os.fstat(descriptor)
-    _HELD_FOLDERS[descriptor] = (info.st_dev, info.st_ino)
+    token = secrets.token_hex(8)  # never reused, unlike a descriptor's number
+    with _HELD_LOCK:
+        _HELD_FOLDERS[token] = (descriptor, folder)
     try:
-        writer = SummaryWriter(log_dir=f"{HELD}://{descriptor}", **kwargs)
+        writer = SummaryWriter(log_dir=f"{HELD}://{token}", **kwargs)
     except BaseException:
-        release_folder(descriptor)
+        release_folder(token)
         raise
-    weakref.finalize(writer, release_folder, descriptor)
+    weakref.finalize(writer, release_folder, token)
     return writer
 
 
-def release_folder(descriptor: int) -> None:
-    """Close a folder summary_writer held; writes still queued for it are refused (HeldFolderFiles)."""
-    _HELD_FOLDERS.pop(descriptor, None)
-    os.close(descriptor)
+def release_folder(token: str) -> None:
+    """Close the folder a summary_writer held; later writes for it are refused (HeldFolderFiles)."""
+    with _HELD_LOCK:
+        descriptor, _ = _HELD_FOLDERS.pop(token, (None, None))
+        if descriptor is not None:
+            os.close(descriptor)

@@ -32,7 +32,11 @@ def write_board(
     written = read_json(out / BOARD_FILES)
     mine = {name for name in written if isinstance(name, str)} if isinstance(written, list) else set()
     before = {path.name for path in board.iterdir()}
-    with summary_writer(board, out) as writer:  # each write opened from the held folder, never through a link
+    try:
+        writer = summary_writer(board, out)  # each write opened from the held folder, never through a link
+    except OSError as err:  # tb/ swapped for a link since it was made
+        raise WriteFailed(board, err) from err
+    with writer:
         for figure in figures:
             with Image.open(figure) as image:
                 writer.add_image(f"report/{figure.stem}", pil_to_tensor(image.convert("RGB")), 0)

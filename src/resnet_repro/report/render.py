@@ -66,22 +66,24 @@ def write_report(sweeps: list[Path], out: Path, compare: tuple[str, ...] = ()) -
             example = "a dotted config key: trainer.precision, compile"
             raise UserError(f"--compare {key}: no run recorded a value for it ({example})")
     keep_splitting_keys(runs)  # a key on which every run agrees splits nothing: setting ids stay as without it
-    lock = RunLock(out, doing="writing a report there")  # a second report into `out` would remove this one's files
+    lock, held = RunLock(out, doing="writing a report there"), True  # a second report would remove this one's files
     try:
         lock.acquire()  # RunHeldError naming the holder
     except LocksUnsupported as err:  # a report alone in its folder still writes it; two at once may clash there
         log.warning("%s; writing the report without a lock", err)
+        held = False
     except OSError as err:  # `out` is a file, or cannot be made
         raise WriteFailed(out / LOCK, err) from err
     try:
-        return render(runs, sweeps, out, compare)
+        return render(runs, sweeps, out, compare, held)
     finally:
         lock.release()
 
 
-def render(runs: list[Run], sweeps: list[Path], out: Path, compare: tuple[str, ...]) -> Path:
-    """write_report's files, written while this process holds `out`."""
-    notes = interrupted_writes(out, REPORT_FILES, remove=True)
+def render(runs: list[Run], sweeps: list[Path], out: Path, compare: tuple[str, ...], held: bool) -> Path:
+    """write_report's files, written while this process holds `out` (`held`; without a lock, another process's
+    unfinished files are left alone)."""
+    notes = interrupted_writes(out, REPORT_FILES, remove=held)
     for note in notes:
         log.warning("%s", escaped(note))
     groups = group_runs(runs)

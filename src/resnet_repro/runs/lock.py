@@ -203,9 +203,10 @@ def _open_regular(path: Path, flags: int) -> int:
         if err.errno in (errno.ENXIO, errno.EISDIR):  # a FIFO nobody reads (opened for writing), a folder
             raise UserError(f"{path} is not a regular file; remove it (nothing was written)") from None
         raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:  # a hard link would let the holder overwrite another file
         os.close(fd)
-        raise UserError(f"{path} is not a regular file; remove it (nothing was written)")
+        raise UserError(f"{path} is not a regular file (a FIFO, a hard link); remove it (nothing was written)")
     return fd
 
 

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 class RunTensorBoardLogger(TensorBoardLogger):
     """TensorBoardLogger writing below `save_dir` (the run directory) only, never through a link there."""
 
+    refused = False  # whether hparams.yaml was refused (and said so)
+
     @property
     def folder(self) -> Path:
         """The event files' folder: Lightning's log_dir, without its expansion of `$VAR` and `~` in the run's path."""
@@ -54,4 +56,6 @@ class RunTensorBoardLogger(TensorBoardLogger):
                 text = (Path(scratch) / path.name).read_bytes()
             atomic_write(path, lambda file: file.write(text), root=self.save_dir)
         except (OSError, WriteFailed) as err:
-            log.warning("%s", escaped(f"{path} was not written: {err}"))
+            if not self.refused:  # Lightning saves after every logging step: said once
+                log.warning("%s", escaped(f"{path} was not written: {err}"))
+            self.refused = True
