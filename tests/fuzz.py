@@ -136,7 +136,9 @@ def mutations() -> st.SearchStrategy[Mutation]:
         Mutation,
         st.just("special"),
         st.sampled_from(JSON_FILES + TORCH_FILES + ("train.log", ".lock", "eval.json")),
-        st.sampled_from(["fifo", "link_victim", "link_dangling", "directory", "remove", "huge", "truncated"]),
+        st.sampled_from(
+            ["fifo", "link_victim", "link_dangling", "hardlink_victim", "directory", "remove", "huge", "truncated"]
+        ),
     )
     torch_field = st.builds(
         Mutation, st.just("torch_field"), st.sampled_from(TORCH_FILES), hostile_values(), st.integers(0, 999)
@@ -322,6 +324,8 @@ def special(case: Case, path: Path, kind: str) -> None:
         path.symlink_to(case.victim / "results.json")
     elif kind == "link_dangling":
         path.symlink_to(case.victim / "created-through-a-link")
+    elif kind == "hardlink_victim":  # the victim's file under the run's name: a write to it would change the victim
+        os.link(case.victim / "results.json", path)
     elif kind == "directory":
         path.mkdir()
     elif kind == "huge":

@@ -252,9 +252,27 @@ def test_a_declaration_extends_the_one_it_names(tmp_path: Path, monkeypatch: pyt
         (tmp_path / "data" / "under.yaml").write_text("defaults:\n  - _self_\n  - cifar10\nname: under\n")
         (tmp_path / "data" / "loop.yaml").write_text("defaults:\n  - loop\nname: loop\n")
         assert config.declared_dataset("under")["name"] == "cifar10"  # after _self_: over it, as Hydra merges
-        assert config.declared_dataset("loop") == {"name": "loop"}
+        (tmp_path / "data" / "absolute.yaml").write_text(
+            "defaults:\n  - /data/digits@_here_\n  - _self_\nname: absolute\n"
+        )
+        assert config.declared_dataset("absolute")["flip"] is False  # Hydra's own forms of a default, composed by it
+        with pytest.raises(ConfigError, match="loop.yaml: does not compose: its defaults name it again"):
+            config.declared_dataset("loop")
     finally:
         config.declared_dataset.cache_clear()
+
+
+def test_a_declaration_composes_inside_a_running_hydra_app() -> None:
+    """A sweep's callback runs inside Hydra: composing a declaration there leaves the app's own Hydra as it was."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    config.declared_dataset.cache_clear()
+    with initialize_config_dir(config_dir=config.CONFIG_DIR, version_base=config.VERSION_BASE):
+        app = GlobalHydra.instance().hydra
+        assert config.declared_dataset("cifar100")["num_classes"] == 100
+        assert GlobalHydra.instance().hydra is app and compose(config_name="train").data.name == "cifar10"
+    assert not GlobalHydra.instance().is_initialized()
 
 
 def test_imagenet_datamodule_crops_and_ten_crop(tiny_imagenet: Path) -> None:

@@ -358,6 +358,12 @@ def test_a_second_report_into_one_folder_is_refused(run: Path, tmp_path: Path) -
     notes.write_text("the user's notes")
     refused(command("resnet_repro.report", str(run.parent), "--out", str(notes)), "could not write", str(notes))
     assert notes.read_text() == "the user's notes"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "swapped").symlink_to(elsewhere)  # a folder swapped for a link after the report looked at it
+    with pytest.raises(UserError, match="swapped is a symbolic link or not a folder; nothing was written"):
+        RunLock(tmp_path / "swapped", doing="writing a report there").acquire()
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_every_field_a_run_records_is_declared_and_checked(run: Path) -> None:

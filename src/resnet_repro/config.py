@@ -10,8 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from resnet_repro.errors import ConfigError, one_line
 from resnet_repro.runs.recipe import FIRST_MODEL_KEYS, INERT_WHEN_OFF, flatten, is_recipe_key, make_recipe
 
 VERSION_BASE = "1.3"  # Hydra's version_base, in this one place
@@ -31,20 +35,32 @@ def net_keys() -> tuple[str, ...]:
     return tuple(sorted(keys))
 
 
+def compose_config(overrides: list[str], config_name: str | None = "train") -> DictConfig:
+    """The config Hydra composes from conf/ with these overrides (config_name None: only the groups the overrides
+    add), as `python -m resnet_repro.train` would; usable inside a running Hydra app, whose state it leaves as it
+    was."""
+    outer = GlobalHydra.instance().hydra  # a running app's (a sweep's callback): set aside, then put back
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base=VERSION_BASE):
+            return compose(config_name=config_name, overrides=overrides)
+    finally:
+        GlobalHydra.instance().hydra = outer
+
+
 @cache
-def declared_dataset(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
-    """conf/data/`name`.yaml (title, family, num_classes, ...) merged with the declarations its `defaults` name, in
-    Hydra's order (those before `_self_` under it, those after over it; no `_self_`: it comes last); empty when
-    there is none. Values as written: interpolations are not resolved."""
-    if name in seen or name not in declared_datasets():  # found by its name among the declared: never a path
+def declared_dataset(name: str) -> dict[str, Any]:
+    """What conf/data/`name`.yaml declares (title, family, num_classes, official, ...), composed by Hydra with the
+    declarations its `defaults` name; empty when there is none. Values as written: interpolations not resolved."""
+    if name not in declared_datasets():  # found by its name among the declared: never a path, never an override
         return {}
-    path = Path(CONFIG_DIR, "data", f"{name}.yaml")
-    own = yaml.safe_load(path.read_text()) or {}
-    entries = [e for e in own.pop("defaults", None) or [] if isinstance(e, str)]  # same-group names, `_self_`
-    merged: dict[str, Any] = {}
-    for entry in entries if "_self_" in entries else [*entries, "_self_"]:
-        merged.update(own if entry == "_self_" else declared_dataset(entry.split("@")[0], (*seen, name)))
-    return merged
+    try:
+        composed = compose_config([f"+data={name}"], config_name=None)
+    except HydraException as error:
+        raise ConfigError(f"conf/data/{name}.yaml", f"does not compose: {one_line(error)}") from None
+    except RecursionError:  # Hydra's own, on a defaults list that names itself
+        raise ConfigError(f"conf/data/{name}.yaml", "does not compose: its defaults name it again (a loop)") from None
+    return OmegaConf.to_container(composed.data, resolve=False)  # type: ignore[return-value]
 
 
 @cache

@@ -296,12 +296,16 @@ def summary_writer(folder: Path, root: str | Path, **kwargs: Any) -> Any:
     """A TensorBoard SummaryWriter (`kwargs` are its own) writing its event files into `folder` below `root`: the
     folder is made and opened now without following a link (LinkRefused otherwise) and held while the writer
     lives (released when it is garbage-collected: a writer may be reopened after close, as Lightning does); every
-    write of TensorBoard's goes through HeldFolderFiles. Where TensorBoard writes through TensorFlow's own file
-    system (TensorFlow installed) or the system has no dir_fd, it is given the path, with a warning."""
+    write of TensorBoard's goes through HeldFolderFiles. WriteFailed when the folder cannot be made or opened (a
+    link at any level). Where TensorBoard writes through TensorFlow's own file system (TensorFlow installed) or the
+    system has no dir_fd, it is given the path, with a warning."""
     from tensorboard.compat import tf
     from torch.utils.tensorboard import SummaryWriter
 
-    descriptor = open_folder(folder, root)
+    try:
+        descriptor = open_folder(folder, root)
+    except OSError as err:
+        raise WriteFailed(folder, err) from err
     gfile = tf.io.gfile
     if gfile.__name__ != "tensorboard.compat.tensorflow_stub.io.gfile" or os.open not in os.supports_dir_fd:
         os.close(descriptor)

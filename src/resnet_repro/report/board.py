@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
-from resnet_repro.files import WriteFailed, open_folder, read_json, remove_file, summary_writer, write_json
+from resnet_repro.files import read_json, remove_file, summary_writer, write_json
 
 BOARD = "tb"  # the sweep board's folder inside the report folder
 BOARD_FILES = "board.json"  # the event files the report wrote there: the only ones a later report removes
@@ -25,18 +24,10 @@ def write_board(
     """Write the sweep board into `out`/tb: `figures` (PNG files) as images, `curves` ({fig6_tag: points}) as
     scalars, and a custom-scalars layout with one chart per dataset and family. Returns the board's folder."""
     board = out / BOARD
-    try:
-        os.close(open_folder(board, out))  # made here, never through a link
-    except OSError as err:
-        raise WriteFailed(board, err) from err
     written = read_json(out / BOARD_FILES)
     mine = {name for name in written if isinstance(name, str)} if isinstance(written, list) else set()
-    before = {path.name for path in board.iterdir()}
-    try:
-        writer = summary_writer(board, out)  # each write opened from the held folder, never through a link
-    except OSError as err:  # tb/ swapped for a link since it was made
-        raise WriteFailed(board, err) from err
-    with writer:
+    before = {path.name for path in board.iterdir()} if board.is_dir() and not board.is_symlink() else set()
+    with summary_writer(board, out) as writer:  # made and held here: each write from the folder, never via a link
         for figure in figures:
             with Image.open(figure) as image:
                 writer.add_image(f"report/{figure.stem}", pil_to_tensor(image.convert("RGB")), 0)

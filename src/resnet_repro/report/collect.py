@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_repro.config import declared_dataset, net_keys
+from resnet_repro.errors import escaped
 from resnet_repro.runs import records
 from resnet_repro.runs.layout import GRADIENT_NORMS, LAYER_RESPONSES, RECIPE, RESULTS
 from resnet_repro.runs.lock import holder, holder_text
@@ -266,7 +267,7 @@ def find_runs(sweeps: list[Path], told_apart: tuple[str, ...] = ()) -> list[Run]
             where = run_dir.relative_to(sweep).as_posix()
             if not utf8(run_dir):  # listed among the runs left out, its name's other bytes as escapes
                 error = "its folder name is not UTF-8 (rename it to report it); left out"
-                where = ascii(f"{sweep.name}/{where}" if several else where)[1:-1]
+                where = escaped(f"{sweep.name}/{where}" if several else where)
                 runs.append(Run(run_dir, "unreadable", None, {}, {"status": "unreadable", "error": error}, where=where))
                 continue
             try:  # a file from elsewhere may hold anything: read through the gate (records.py)

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hydra import compose, initialize_config_dir
 
-from resnet_repro.config import CONFIG_DIR, VERSION_BASE, declared_dataset, recipe  # the paper's recipe, its data
+from resnet_repro.config import compose_config, declared_dataset, recipe  # the paper's recipe, its data
 from resnet_repro.report.collect import Group
 
 PAPER_NUMBERS = Path(__file__).resolve().parents[1] / "paper_numbers.yaml"  # links to experiments/paper_numbers.yaml
@@ -45,8 +44,7 @@ def reference_overrides(group: Group) -> tuple[str, ...] | None:
 
 @cache
 def reference_recipe(overrides: tuple[str, ...], dataset: str) -> dict[str, Any]:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=VERSION_BASE):
-        cfg = compose(config_name="train", overrides=list(overrides))
+    cfg = compose_config(list(overrides))
     # the paper's data: the official release where the dataset has one (CIFAR), else ImageNet's image folders
     return recipe(cfg, {"source": "official" if declared_dataset(dataset).get("official") else "image-folder"})
 

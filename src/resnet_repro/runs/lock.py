@@ -143,7 +143,16 @@ class RunLock:
     def acquire(self) -> None:
         """Take the lock, creating the directory and `.lock` when new; RunHeldError naming the holder if held."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = _open_regular(self.path, os.O_RDWR | os.O_CREAT)
+        try:  # the folder opened once, never through a link: one swapped in after a caller's check is refused too
+            folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError as err:
+            if err.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise UserError(f"{self.path.parent} is a symbolic link or not a folder; nothing was written") from None
+            raise
+        try:
+            fd = _open_regular(self.path, os.O_RDWR | os.O_CREAT, folder)
+        finally:
+            os.close(folder)
         try:
             held = not _try_lock(fd, self.path)
         except BaseException:
@@ -192,11 +201,13 @@ def check_held(run_dir: Path) -> None:
         raise LockLost(run_dir)
 
 
-def _open_regular(path: Path, flags: int) -> int:
-    """A descriptor of the regular file `path`, opened with `flags` (O_CREAT creates it): a symbolic link, a FIFO or
-    any other kind of file there is refused with one line (a FIFO would block the open or every write)."""
+def _open_regular(path: Path, flags: int, folder: int | None = None) -> int:
+    """A descriptor of the regular file `path`, opened with `flags` (O_CREAT creates it), by its name in the open
+    `folder` when given: a symbolic link, a FIFO or any other kind of file there is refused with one line (a FIFO
+    would block the open or every write)."""
     try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+        name = path.name if folder is not None else path
+        fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666, dir_fd=folder)
     except OSError as err:
         if err.errno == errno.ELOOP:
             raise UserError(f"{path} is a symbolic link; remove it (nothing was written)") from None

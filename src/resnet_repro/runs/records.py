@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 
 import torch
 
-from resnet_repro.errors import UserError
+from resnet_repro.errors import UserError, escaped
 from resnet_repro.files import load_checkpoint, read_json
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")  # config keys, parameter, layer and metric names
@@ -93,7 +93,7 @@ class RecordError(UserError):
     """A record that does not have the types this project writes: refused, naming the file and the field."""
 
     def __init__(self, where: str | Path, field: str, problem: str) -> None:
-        where, field = (text if text.isprintable() else ascii(text)[1:-1] for text in (str(where), field))
+        where, field = escaped(str(where)), escaped(field)
         super().__init__(f"{where}: {field} {problem}; it is not a record this project wrote, so it is not used")
 
 

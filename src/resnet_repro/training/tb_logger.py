@@ -36,10 +36,7 @@ class RunTensorBoardLogger(TensorBoardLogger):
     def experiment(self) -> SummaryWriter:
         """The SummaryWriter, made on first use with its folder opened and held (files.summary_writer)."""
         if self._experiment is None:
-            try:
-                self._experiment = summary_writer(self.folder, self.save_dir, **self._kwargs)
-            except OSError as err:
-                raise WriteFailed(self.folder, err) from err
+            self._experiment = summary_writer(self.folder, self.save_dir, **self._kwargs)
         return self._experiment
 
     @rank_zero_only
