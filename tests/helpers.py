@@ -7,11 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
-
-from resnet_repro.config import CONFIG_DIR, VERSION_BASE
-
 REPO = Path(__file__).resolve().parents[1]
 
 # A short run on tiny data: small batches, a few iterations, logs and evaluation every few steps.
@@ -26,12 +21,6 @@ TINY = [
     "progress_bar=false",
     "trainer.enable_model_summary=false",
 ]
-
-
-def compose_config(overrides: list[str], return_hydra: bool = False) -> DictConfig:
-    """conf/train.yaml composed with `overrides`, as the command line would (with its `hydra` node if asked)."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=VERSION_BASE):
-        return compose(config_name="train", overrides=overrides, return_hydra_config=return_hydra)
 
 
 def run_cli(args: list[str], timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:

@@ -8,9 +8,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from resnet_repro import config
+from resnet_repro.config import compose_config
 from resnet_repro.report import write_report
 from resnet_repro.runs.recipe import fingerprint
-from tests.helpers import compose_config
 
 OFFICIAL = {"source": "official", "fingerprint": "0123456789abcdef"}
 FOLDER = {"source": "image-folder", "fingerprint": "fedcba9876543210"}

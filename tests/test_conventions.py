@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from resnet_repro import config, load_model
+from resnet_repro.config import compose_config
 from resnet_repro.models import CifarResNet, ImageNetResNet
 from resnet_repro.models.registry import ARCHITECTURES, architecture
 from resnet_repro.models.shortcuts import ZeroPadShortcut
@@ -25,7 +26,7 @@ from resnet_repro.use.evaluate import main as evaluate_main
 from resnet_repro.use.export import main as export_main
 from resnet_repro.use.hub import cifar_resnet
 from resnet_repro.use.weights import WeightsError, read_weights
-from tests.helpers import REPO, TINY, compose_config, run_cli
+from tests.helpers import REPO, TINY, run_cli
 
 PUBLISHED = REPO.parent / "shared" / "reference" / "published"
 RESNET20, RESNET56 = PUBLISHED / "resnet20-12fca82f.th", PUBLISHED / "resnet56-4bfd9763.th"

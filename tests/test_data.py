@@ -16,6 +16,7 @@ import torch
 from torchvision import datasets
 
 from resnet_repro import config
+from resnet_repro.config import compose_config
 from resnet_repro.data import CifarDataModule, ImageNetDataModule
 from resnet_repro.data.cifar import torchvision_transform
 from resnet_repro.data.cifar_sources import load_cifar
@@ -23,7 +24,6 @@ from resnet_repro.data.tensor_loader import TensorLoader
 from resnet_repro.data.transforms import crop_flip, sample_crop_flip
 from resnet_repro.errors import ConfigError, DataError
 from tests.conftest import CLASSES, write_cifar_folder
-from tests.helpers import compose_config
 
 
 def datamodule(root: Path, **kwargs) -> CifarDataModule:
@@ -258,6 +258,14 @@ def test_a_declaration_extends_the_one_it_names(tmp_path: Path, monkeypatch: pyt
         assert config.declared_dataset("absolute")["flip"] is False  # Hydra's own forms of a default, composed by it
         with pytest.raises(ConfigError, match="loop.yaml: does not compose: its defaults name it again"):
             config.declared_dataset("loop")
+        (tmp_path / "data" / "broken.yaml").write_text("name: [unclosed\n")
+        (tmp_path / "data" / "listed.yaml").write_text("- name\n- title\n")
+        (tmp_path / "data" / "choice(cifar10).yaml").write_text("name: sweep\n")  # Hydra's grammar: a sweep
+        with pytest.raises(ConfigError, match="broken.yaml: does not compose"):
+            config.declared_dataset("broken")
+        with pytest.raises(ConfigError, match="listed.yaml: declares no mapping"):
+            config.declared_dataset("listed")
+        assert "choice(cifar10)" not in config.declared_datasets() and config.declared_dataset("choice(cifar10)") == {}
     finally:
         config.declared_dataset.cache_clear()
 
@@ -266,12 +274,14 @@ def test_a_declaration_composes_inside_a_running_hydra_app() -> None:
     """A sweep's callback runs inside Hydra: composing a declaration there leaves the app's own Hydra as it was."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.utils import JobRuntime
 
     config.declared_dataset.cache_clear()
-    with initialize_config_dir(config_dir=config.CONFIG_DIR, version_base=config.VERSION_BASE):
-        app = GlobalHydra.instance().hydra
+    with initialize_config_dir(config_dir=config.CONFIG_DIR, version_base=config.VERSION_BASE, job_name="sweep"):
+        app, store = GlobalHydra.instance(), GlobalHydra.instance().hydra
         assert config.declared_dataset("cifar100")["num_classes"] == 100
-        assert GlobalHydra.instance().hydra is app and compose(config_name="train").data.name == "cifar10"
+        assert GlobalHydra.instance() is app and app.hydra is store and JobRuntime.instance().get("name") == "sweep"
+        assert compose(config_name="train").data.name == "cifar10"
     assert not GlobalHydra.instance().is_initialized()
 
 

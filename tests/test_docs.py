@@ -9,7 +9,8 @@ import re
 import pytest
 from omegaconf import OmegaConf
 
-from tests.helpers import REPO, compose_config
+from resnet_repro.config import compose_config
+from tests.helpers import REPO
 
 # a path the documentation prints -> the command line (overrides) that makes it, and what below it is named
 PATHS = {
@@ -22,7 +23,7 @@ BELOW = ("/checkpoints/last.ckpt", "/report/report.md")  # what a run directory 
 
 
 def made_by(overrides: list[str], kind: str) -> str:
-    cfg = compose_config(overrides, return_hydra=True)
+    cfg = compose_config(overrides, return_hydra_config=True)
     hydra = cfg.hydra
     OmegaConf.resolve(cfg)
     if kind == "run":

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from resnet_repro import load_model
 from resnet_repro.data.cifar_sources import load_cifar
-from resnet_repro.errors import UserError
+from resnet_repro.errors import UserError, escaped
 from resnet_repro.files import HeldFolderFiles, WriteFailed, atomic_write, summary_writer
 from resnet_repro.report import write_report
 from resnet_repro.report.tb_events import read_scalars
@@ -361,7 +363,7 @@ def test_a_second_report_into_one_folder_is_refused(run: Path, tmp_path: Path) -
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (tmp_path / "swapped").symlink_to(elsewhere)  # a folder swapped for a link after the report looked at it
-    with pytest.raises(UserError, match="swapped is a symbolic link or not a folder; nothing was written"):
+    with pytest.raises(UserError, match="swapped is a symbolic link or not a folder: give a folder of its own"):
         RunLock(tmp_path / "swapped", doing="writing a report there").acquire()
     assert list(elsewhere.iterdir()) == []
 
@@ -439,6 +441,15 @@ def test_a_record_cannot_add_lines_to_the_report(run: Path, tmp_path: Path) -> N
     report = write_report([run.parent], tmp_path / "report").read_text()
     assert row not in report.splitlines()
     assert f"boom\\n\\n{row}\\n" in report
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text())
+def test_escaped_text_stays_on_its_line_and_escaping_again_changes_nothing(text: str) -> None:
+    """A message escaped where it is made (a RecordError) is escaped again by the report: it must read the same."""
+    once = escaped(text)
+    assert once.isprintable() and escaped(once) == once
+    assert once == text or not text.isprintable()
 
 
 def test_a_board_writer_releases_its_folder(tmp_path: Path) -> None:

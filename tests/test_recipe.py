@@ -13,11 +13,11 @@ import torch
 from omegaconf import OmegaConf
 
 from resnet_repro import config
-from resnet_repro.config import CONFIG_DIR, DIRNAME_ALSO
+from resnet_repro.config import CONFIG_DIR, DIRNAME_ALSO, compose_config
 from resnet_repro.data import CifarDataModule
 from resnet_repro.errors import ConfigError
 from resnet_repro.runs.recipe import NOT_RECIPE, fingerprint, is_recipe_key
-from tests.helpers import REPO, TINY, compose_config, run_cli
+from tests.helpers import REPO, TINY, run_cli
 
 CONF = Path(CONFIG_DIR)
 NETS = sorted(p.stem for p in (CONF / "net").glob("*.yaml"))
@@ -34,7 +34,7 @@ def snapshot(run_dir: Path) -> dict[str, tuple[bytes, int]]:
 
 
 def sweep_params(name: str) -> dict[str, list[str]]:
-    cfg = compose_config([f"experiment={name}"], return_hydra=True)
+    cfg = compose_config([f"experiment={name}"], return_hydra_config=True)
     params = OmegaConf.to_container(cfg.hydra.sweeper.params)
     return {key: str(values).split(",") for key, values in params.items()}
 
@@ -96,7 +96,7 @@ def test_directory_names_hold_exactly_the_recipe_overrides() -> None:
     has one folder; every recipe override does, so two recipes never share one."""
     not_recipe = ["seed=1", "data.root=/x", "callbacks.progress_bar.refresh_rate=5", "logger.default_hp_metric=true"]
     not_recipe += ["trainer.max_epochs=3", "data.loader=torchvision", "trainer=gpu", "experiment=fig6"]
-    cfg = compose_config([*not_recipe, "optim.lr=0.05", "net=resnet56"], return_hydra=True)
+    cfg = compose_config([*not_recipe, "optim.lr=0.05", "net=resnet56"], return_hydra_config=True)
     assert cfg.hydra.sweep.subdir == "net=resnet56,optim.lr=0.05/seed=1"
     assert cfg.hydra.run.dir == "outputs/cifar10/net=resnet56,optim.lr=0.05/seed=1"
     for override in not_recipe:
@@ -104,7 +104,7 @@ def test_directory_names_hold_exactly_the_recipe_overrides() -> None:
         assert key in DIRNAME_ALSO or not is_recipe_key(key), key
     assert not is_recipe_key("seed") and is_recipe_key("trainer.precision") and is_recipe_key("data.batch_size")
     assert "data.root" in NOT_RECIPE and is_recipe_key("data.fingerprint") and is_recipe_key("optim.warmup_window")
-    long = compose_config([f"optim.milestones=[{','.join(str(i) for i in range(1, 60))}]"], return_hydra=True)
+    long = compose_config([f"optim.milestones=[{','.join(str(i) for i in range(1, 60))}]"], return_hydra_config=True)
     assert len(long.hydra.sweep.subdir.split("/")[0]) == 120  # cut, with a hash of the whole
 
 

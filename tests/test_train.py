@@ -15,12 +15,13 @@ import torch
 from PIL import Image
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from resnet_repro.config import compose_config
 from resnet_repro.errors import ConfigError
 from resnet_repro.models import CifarResNet
 from resnet_repro.report.tb_events import read_scalars
 from resnet_repro.train import train
 from resnet_repro.training.module import ResNetModule
-from tests.helpers import REPO, TINY, compose_config, run_cli
+from tests.helpers import REPO, TINY, run_cli
 
 
 def test_cifar_run_records_everything(tiny_cifar: Path, tmp_path: Path) -> None:

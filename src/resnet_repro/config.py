@@ -4,7 +4,9 @@ declares (conf/data/)."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -12,14 +14,18 @@ from typing import Any
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobRuntime
 from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from resnet_repro.errors import ConfigError, one_line
 from resnet_repro.runs.recipe import FIRST_MODEL_KEYS, INERT_WHEN_OFF, flatten, is_recipe_key, make_recipe
 
 VERSION_BASE = "1.3"  # Hydra's version_base, in this one place
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # a link to the repository's conf/; a copy when installed
+DATASET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")  # a dataset config's file name: one plain name to Hydra
 
 
 @cache
@@ -35,17 +41,31 @@ def net_keys() -> tuple[str, ...]:
     return tuple(sorted(keys))
 
 
-def compose_config(overrides: list[str], config_name: str | None = "train") -> DictConfig:
+def compose_config(
+    overrides: list[str], config_name: str | None = "train", return_hydra_config: bool = False
+) -> DictConfig:
     """The config Hydra composes from conf/ with these overrides (config_name None: only the groups the overrides
-    add), as `python -m resnet_repro.train` would; usable inside a running Hydra app, whose state it leaves as it
-    was."""
-    outer = GlobalHydra.instance().hydra  # a running app's (a sweep's callback): set aside, then put back
-    GlobalHydra.instance().clear()
+    add; its `hydra` node when asked), as `python -m resnet_repro.train` would; usable inside a running Hydra app
+    (a sweep's callback): its Hydra, job name and singletons are the same objects afterwards."""
+    saved = dict(Singleton._instances)  # Hydra's global state: its GlobalHydra, JobRuntime, ... as they are now
+    outer = saved[GlobalHydra].hydra if GlobalHydra in saved else None
+    job = copy.deepcopy(saved[JobRuntime].conf) if JobRuntime in saved else None  # `initialize` renames the job
+    if outer is not None:
+        saved[GlobalHydra].clear()
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base=VERSION_BASE):
-            return compose(config_name=config_name, overrides=overrides)
+            return compose(config_name=config_name, overrides=overrides, return_hydra_config=return_hydra_config)
     finally:
-        GlobalHydra.instance().hydra = outer
+        Singleton._instances.update(saved)  # singletons made meanwhile (Hydra's config store) stay
+        if outer is not None:
+            saved[GlobalHydra].hydra = outer
+        if job is not None:
+            saved[JobRuntime].conf = job
+
+
+def declared_datasets() -> list[str]:
+    """The names of the datasets conf/data/ declares (files whose name Hydra reads as one plain name)."""
+    return sorted(path.stem for path in Path(CONFIG_DIR, "data").glob("*.yaml") if DATASET_NAME.fullmatch(path.stem))
 
 
 @cache
@@ -54,13 +74,17 @@ def declared_dataset(name: str) -> dict[str, Any]:
     declarations its `defaults` name; empty when there is none. Values as written: interpolations not resolved."""
     if name not in declared_datasets():  # found by its name among the declared: never a path, never an override
         return {}
+    where = f"conf/data/{name}.yaml"
     try:
         composed = compose_config([f"+data={name}"], config_name=None)
-    except HydraException as error:
-        raise ConfigError(f"conf/data/{name}.yaml", f"does not compose: {one_line(error)}") from None
+    except (HydraException, OmegaConfBaseException, yaml.YAMLError) as error:
+        raise ConfigError(where, f"does not compose: {one_line(error)}") from None
     except RecursionError:  # Hydra's own, on a defaults list that names itself
-        raise ConfigError(f"conf/data/{name}.yaml", "does not compose: its defaults name it again (a loop)") from None
-    return OmegaConf.to_container(composed.data, resolve=False)  # type: ignore[return-value]
+        raise ConfigError(where, "does not compose: its defaults name it again (a loop)") from None
+    declared = composed.get("data")
+    if not isinstance(declared, DictConfig):
+        raise ConfigError(where, "declares no mapping of data settings (name, family, num_classes, ...)")
+    return OmegaConf.to_container(declared, resolve=False)  # type: ignore[return-value]
 
 
 @cache
@@ -83,11 +107,6 @@ def recipe(cfg: DictConfig, data_identity: dict[str, Any]) -> dict[str, Any]:
     """The recipe of a composed config (recipe.make_recipe), its model's later arguments left out at their
     config's values."""
     return make_recipe(cfg, data_identity, model_defaults(str(cfg.model.get("_target_", ""))))
-
-
-def declared_datasets() -> list[str]:
-    """The names of the datasets conf/data/ declares."""
-    return sorted(path.stem for path in Path(CONFIG_DIR, "data").glob("*.yaml"))
 
 
 def short_name(name: str, limit: int = 120) -> str:

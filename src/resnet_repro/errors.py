@@ -35,5 +35,7 @@ def one_line(error: BaseException) -> str:
 
 def escaped(text: str) -> str:
     """`text` with each character that is not printable (a newline, a control character) as its escape: a string
-    from someone else's file stays on its line and cannot start one of its own."""
+    from someone else's file stays on its line and cannot start one of its own. Escaping twice changes nothing more
+    (a backslash is kept as it is), so a message escaped where it is made reads the same in a report that escapes
+    every line."""
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)

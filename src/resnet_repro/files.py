@@ -310,7 +310,10 @@ def summary_writer(folder: Path, root: str | Path, **kwargs: Any) -> Any:
     if gfile.__name__ != "tensorboard.compat.tensorflow_stub.io.gfile" or os.open not in os.supports_dir_fd:
         os.close(descriptor)
         log.warning("TensorBoard writes %s by its path here (TensorFlow's file system, or no dir_fd)", folder)
-        return SummaryWriter(log_dir=str(folder), **kwargs)
+        try:
+            return SummaryWriter(log_dir=str(folder), **kwargs)
+        except OSError as err:
+            raise WriteFailed(folder, err) from err
     gfile.register_filesystem(HELD, HeldFolderFiles())
     token = secrets.token_hex(8)  # never reused, unlike a descriptor's number
     with _HELD_LOCK:

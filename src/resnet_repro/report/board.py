@@ -8,7 +8,7 @@ from pathlib import Path
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
-from resnet_repro.files import read_json, remove_file, summary_writer, write_json
+from resnet_repro.files import WriteFailed, read_json, remove_file, summary_writer, write_json
 
 BOARD = "tb"  # the sweep board's folder inside the report folder
 BOARD_FILES = "board.json"  # the event files the report wrote there: the only ones a later report removes
@@ -26,7 +26,10 @@ def write_board(
     board = out / BOARD
     written = read_json(out / BOARD_FILES)
     mine = {name for name in written if isinstance(name, str)} if isinstance(written, list) else set()
-    before = {path.name for path in board.iterdir()} if board.is_dir() and not board.is_symlink() else set()
+    try:
+        before = {path.name for path in board.iterdir()} if board.is_dir() and not board.is_symlink() else set()
+    except OSError as err:  # a tb/ that cannot be read
+        raise WriteFailed(board, err) from err
     with summary_writer(board, out) as writer:  # made and held here: each write from the folder, never via a link
         for figure in figures:
             with Image.open(figure) as image:

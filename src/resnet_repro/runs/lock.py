@@ -37,6 +37,7 @@ from resnet_repro.runs.layout import LOCK, RUN_LOG
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # as conf/hydra/job_logging/console.yaml
 _OFD = hasattr(fcntl, "F_OFD_SETLK")  # Linux 3.15+
 _NO_LOCKS = {errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL}  # a filesystem without file locks
+FOLDER_ONLY = getattr(os, "O_PATH", os.O_RDONLY)  # a folder opened only to open files in it (Linux: no read needed)
 _HELD: dict[Path, RunLock] = {}  # the run directories this process holds
 TRAINING = "training it"  # what the holder of a run directory does there (a report's holder says otherwise)
 
@@ -144,10 +145,11 @@ class RunLock:
         """Take the lock, creating the directory and `.lock` when new; RunHeldError naming the holder if held."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:  # the folder opened once, never through a link: one swapped in after a caller's check is refused too
-            folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            folder = os.open(self.path.parent, FOLDER_ONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         except OSError as err:
             if err.errno in (errno.ELOOP, errno.ENOTDIR):
-                raise UserError(f"{self.path.parent} is a symbolic link or not a folder; nothing was written") from None
+                where = self.path.parent
+                raise UserError(f"{where} is a symbolic link or not a folder: give a folder of its own") from None
             raise
         try:
             fd = _open_regular(self.path, os.O_RDWR | os.O_CREAT, folder)
