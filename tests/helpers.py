@@ -35,3 +35,12 @@ def run_cli(args: list[str], timeout: float = 600, **kwargs) -> subprocess.Compl
         cwd=REPO,
         **kwargs,
     )
+
+
+def refused(result: subprocess.CompletedProcess, *words: str) -> None:
+    """Exit 2 and the refusal alone, on one line that starts with "error:" and holds `words` (nothing before it)."""
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr[-3000:]
+    for word in words:
+        assert word in lines[0], lines[0]

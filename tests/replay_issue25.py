@@ -70,12 +70,21 @@ class Replay:
         shutil.copytree(self.run, run, symlinks=True)
         return run
 
-    def judge(self, name: str, code: int | str, out: str, untouched: bool = True, result_ok: bool = False) -> None:
-        """HELD when nothing outside was touched and the command gave one line and exit 2 (or, `result_ok`, a
-        result and exit 0); BROKEN otherwise."""
+    def judge(
+        self,
+        name: str,
+        code: int | str,
+        out: str,
+        untouched: bool = True,
+        result_ok: bool = False,
+        words: tuple[str, ...] = (),
+    ) -> None:
+        """HELD when nothing outside was touched and the command gave one line holding `words` and exit 2 (or,
+        `result_ok`, a result: exit 0 and no traceback); BROKEN otherwise."""
         lines = out.splitlines()
-        one_line = code == 2 and len(lines) == 1 and "Traceback" not in out
-        held = untouched and (one_line or (result_ok and code == 0))
+        one_line = code == 2 and len(lines) == 1 and all(word in out for word in words)
+        result = result_ok and code == 0 and "Traceback" not in out
+        held = untouched and (one_line or result)
         shown = "hang" if code == "hang" else f"exit {code}, {len(lines)} lines: {lines[-1][:110] if lines else ''}"
         self.verdicts.append((name, held, shown if untouched else f"touched outside; {shown}"))
 
@@ -120,6 +129,16 @@ def attacks(r: Replay) -> None:
     """Each attack of issue 25 that the command lines alone can play (all but a checkpoints/ folder swapped for a
     link mid-run, the sweep ledger's link, a changed image cache and loop counters past max_steps: their regression
     tests are in tests/test_gate.py and tests/test_concurrency.py)."""
+    # the control: the untouched run evaluates, exports and reports (a refusal below is the attack's, not this)
+    for module, args in (
+        ("resnet_repro.evaluate", [str(r.copy("control")), "--data", str(r.data)]),
+        ("resnet_repro.export", [str(r.base / "control" / "sweep" / "run")]),
+        ("resnet_repro.report", [str(r.base / "control" / "sweep")]),
+    ):
+        code, out = r.command(module, *args)
+        if code != 0:
+            sys.exit(f"control: {module} failed on the untouched run:\n{out[-2000:]}")
+
     # code execution: a recorded data.name that is a path to a planted declaration, its `official:` a planted module
     run, plant = r.copy("plant"), r.base / "planted"
     plant.mkdir()
@@ -127,20 +146,22 @@ def attacks(r: Replay) -> None:
     (plant / "planted_mod.py").write_text(f"open({str(plant / 'RAN')!r}, 'w')\nclass Reader: pass\n")
     poison(run, "data.name", str(plant / "evil"))
     code, out = r.command("resnet_repro.evaluate", str(run), "--data", str(r.data), cwd=plant)
-    r.judge("a recorded data.name imports a planted module (evaluate)", code, out, not (plant / "RAN").exists())
+    ran = (plant / "RAN").exists()
+    r.judge("a recorded data.name imports a planted module (evaluate)", code, out, not ran, words=("data.name",))
 
     # export's default file name from a recorded seed holding ../
     run = r.copy("seed")
     poison(run, "seed", "/../../../../seed-victim")
     code, out = r.command("resnet_repro.export", str(run))
     outside = list(r.base.rglob("*seed-victim*"))
-    r.judge("export's file name from a recorded seed with ../ (export)", code, out, not outside, result_ok=True)
+    r.judge("export's file name from a recorded seed with ../ (export)", code, out, not outside, True, ("seed",))
 
     # evaluate's cache path from a recorded data.name
     run = r.copy("cache")
     poison(run, "data.name", str(r.base / "cache-victim" / "x"))
     code, out = r.command("resnet_repro.evaluate", str(run), "--data", str(r.data))
-    r.judge("evaluate's cache path from a recorded data.name", code, out, not (r.base / "cache-victim").exists())
+    made = (r.base / "cache-victim").exists()
+    r.judge("evaluate's cache path from a recorded data.name", code, out, not made, words=("data.name",))
 
     # the report's figure names from a recorded data.name, through a folder the stranger's sweep holds
     run = r.copy("figure")
@@ -155,7 +176,7 @@ def attacks(r: Replay) -> None:
     other.mkdir()
     (run.parent / "report").symlink_to(other, target_is_directory=True)
     code, out = r.command("resnet_repro.report", str(run.parent))
-    r.judge("report SWEEP follows a report link", code, out, not list(other.iterdir()))
+    r.judge("report SWEEP follows a report link", code, out, not list(other.iterdir()), words=("symbolic link",))
 
     # `report --out DIR` removes event files in DIR/tb that it did not write
     run, out_dir = r.copy("board"), r.base / "board" / "mine"
@@ -169,21 +190,22 @@ def attacks(r: Replay) -> None:
     notes = r.base / "notes.txt"
     notes.write_text("the user's notes")
     code, out = r.command("resnet_repro.evaluate", str(r.run), "--data", str(r.data), "--out", str(notes))
-    r.judge("evaluate --out replaces a file of the user's", code, out, notes.read_text() == "the user's notes")
+    kept = notes.read_text() == "the user's notes"
+    r.judge("evaluate --out replaces a file of the user's", code, out, kept, words=("no evaluation record",))
 
     # a dangling tb/hparams.yaml link: training creates its target
     run, target = r.base / "hparams" / "run", r.base / "hparams-victim.yaml"
     (run / "tb").mkdir(parents=True)
     (run / "tb" / "hparams.yaml").symlink_to(target)
     code, out = r.command("resnet_repro.train", *r.tiny, f"hydra.run.dir={run}")
-    r.judge("a dangling tb/hparams.yaml link (train)", code, out, not target.exists())
+    r.judge("a dangling tb/hparams.yaml link (train)", code, out, not target.exists(), words=("symbolic link",))
 
     # a run directory that is itself a link sends every file to its target
     target, link = r.base / "link-target", r.base / "link-run"
     target.mkdir()
     link.symlink_to(target, target_is_directory=True)
     code, out = r.command("resnet_repro.train", *r.tiny, f"hydra.run.dir={link}")
-    r.judge("a run directory that is a link (train)", code, out, not list(target.iterdir()))
+    r.judge("a run directory that is a link (train)", code, out, not list(target.iterdir()), words=("symbolic link",))
 
     # progress that was never trained: a run recorded completed at step 1 is counted by the report
     run = r.copy("step")
@@ -216,14 +238,16 @@ def attacks(r: Replay) -> None:
 
     # tracebacks: bad values on the command line
     for override in ("optim.lr=abc", "seed=abc", "optim.milestones=[a]", "data.official=..x"):
-        code, out = r.command("resnet_repro.train", *r.tiny, override, f"hydra.run.dir={r.base}/cli/{override[:6]}")
-        r.judge(f"{override} (train)", code, out)
+        code, out = r.command(
+            "resnet_repro.train", *r.tiny, override, f"hydra.run.dir={r.base}/cli/{override.split('=')[0]}"
+        )
+        r.judge(f"{override} (train)", code, out, words=(override.split("=")[0],))
 
     # tracebacks: records of the wrong types
     run = r.copy("list")
     (run / "results.json").write_text("[]")
     code, out = r.command("resnet_repro.evaluate", str(run), "--data", str(r.data))
-    r.judge("results.json holding a list (evaluate)", code, out, result_ok=True)
+    r.judge("results.json holding a list (evaluate)", code, out, result_ok=True, words=("results.json",))
     run = r.copy("nested")
     (run / "results.json").write_text('{"status": ' + "[" * 100_000 + "]" * 100_000 + "}")
     code, out = r.command("resnet_repro.report", str(run.parent))
@@ -237,7 +261,7 @@ def attacks(r: Replay) -> None:
     run = r.copy("intkeys")
     edit_checkpoints(run, lambda state: state.update(state_dict=dict(enumerate(state["state_dict"].values()))))
     code, out = r.command("resnet_repro.evaluate", str(run), "--data", str(r.data))
-    r.judge("a state_dict with integer keys (evaluate)", code, out)
+    r.judge("a state_dict with integer keys (evaluate)", code, out, words=("parameter name",))
 
     # a network with NaN weights: recorded as "top-1 error 90.00%"
     run = r.copy("nan")
@@ -245,7 +269,7 @@ def attacks(r: Replay) -> None:
         run, lambda state: [t.fill_(float("nan")) for t in state["state_dict"].values() if t.is_floating_point()]
     )
     code, out = r.command("resnet_repro.evaluate", str(run), "--data", str(r.data))
-    r.judge("NaN weights evaluated as an error rate (evaluate)", code, out)
+    r.judge("NaN weights evaluated as an error rate (evaluate)", code, out, words=("not finite",))
 
     # class folders named in another encoding
     data = r.base / "latin1"

@@ -266,6 +266,8 @@ def test_a_declaration_extends_the_one_it_names(tmp_path: Path, monkeypatch: pyt
         with pytest.raises(ConfigError, match="listed.yaml: declares no mapping"):
             config.declared_dataset("listed")
         assert "choice(cifar10)" not in config.declared_datasets() and config.declared_dataset("choice(cifar10)") == {}
+        (tmp_path / "data" / "10.yaml").write_text("name: ten\n")  # a name Hydra would read as a number
+        assert config.declared_dataset("10") == {"name": "ten"}
     finally:
         config.declared_dataset.cache_clear()
 
@@ -283,6 +285,8 @@ def test_a_declaration_composes_inside_a_running_hydra_app() -> None:
         assert GlobalHydra.instance() is app and app.hydra is store and JobRuntime.instance().get("name") == "sweep"
         assert compose(config_name="train").data.name == "cifar10"
     assert not GlobalHydra.instance().is_initialized()
+    config.declared_dataset.cache_clear()  # and with a GlobalHydra that exists, uninitialized (as after a clear)
+    assert config.declared_dataset("cifar10")["num_classes"] == 10 and not GlobalHydra.instance().is_initialized()
 
 
 def test_imagenet_datamodule_crops_and_ten_crop(tiny_imagenet: Path) -> None:

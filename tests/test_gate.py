@@ -33,7 +33,7 @@ from resnet_repro.runs.records import RecordError
 from resnet_repro.training.tb_logger import RunTensorBoardLogger
 from resnet_repro.use.weights import WeightsError
 from tests.conftest import write_cifar_folder
-from tests.helpers import REPO, TINY, run_cli
+from tests.helpers import REPO, TINY, refused, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -59,15 +59,6 @@ def command(module: str, *args: str, timeout: float = 120) -> subprocess.Complet
     return subprocess.run(
         [sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=REPO, timeout=timeout
     )
-
-
-def refused(result: subprocess.CompletedProcess, *words: str) -> None:
-    """Exit 2 and the refusal alone, on one line."""
-    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr[-2000:]
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def test_progress_that_was_never_trained_is_refused(run: Path, tiny_cifar: Path, tmp_path: Path) -> None:

@@ -48,24 +48,26 @@ def compose_config(
     add; its `hydra` node when asked), as `python -m resnet_repro.train` would; usable inside a running Hydra app
     (a sweep's callback): its Hydra, job name and singletons are the same objects afterwards."""
     saved = dict(Singleton._instances)  # Hydra's global state: its GlobalHydra, JobRuntime, ... as they are now
-    outer = saved[GlobalHydra].hydra if GlobalHydra in saved else None
+    state = saved.get(GlobalHydra)
+    outer = state.hydra if state is not None else None  # None: no app (a GlobalHydra may exist uninitialized)
     job = copy.deepcopy(saved[JobRuntime].conf) if JobRuntime in saved else None  # `initialize` renames the job
-    if outer is not None:
-        saved[GlobalHydra].clear()
+    if state is not None:
+        state.clear()
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base=VERSION_BASE):
             return compose(config_name=config_name, overrides=overrides, return_hydra_config=return_hydra_config)
     finally:
         Singleton._instances.update(saved)  # singletons made meanwhile (Hydra's config store) stay
-        if outer is not None:
-            saved[GlobalHydra].hydra = outer
+        if state is not None:
+            state.hydra = outer
         if job is not None:
             saved[JobRuntime].conf = job
 
 
 def declared_datasets() -> list[str]:
     """The names of the datasets conf/data/ declares (files whose name Hydra reads as one plain name)."""
-    return sorted(path.stem for path in Path(CONFIG_DIR, "data").glob("*.yaml") if DATASET_NAME.fullmatch(path.stem))
+    paths = Path(CONFIG_DIR, "data").glob("*.yaml")
+    return sorted(path.stem for path in paths if DATASET_NAME.fullmatch(path.stem) and path.is_file())
 
 
 @cache
@@ -76,8 +78,8 @@ def declared_dataset(name: str) -> dict[str, Any]:
         return {}
     where = f"conf/data/{name}.yaml"
     try:
-        composed = compose_config([f"+data={name}"], config_name=None)
-    except (HydraException, OmegaConfBaseException, yaml.YAMLError) as error:
+        composed = compose_config([f"+data='{name}'"], config_name=None)  # quoted: `10` or `null` stays a name
+    except (HydraException, OmegaConfBaseException, yaml.YAMLError, ValueError) as error:  # not UTF-8: ValueError
         raise ConfigError(where, f"does not compose: {one_line(error)}") from None
     except RecursionError:  # Hydra's own, on a defaults list that names itself
         raise ConfigError(where, "does not compose: its defaults name it again (a loop)") from None

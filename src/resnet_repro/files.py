@@ -320,8 +320,10 @@ def summary_writer(folder: Path, root: str | Path, **kwargs: Any) -> Any:
         _HELD_FOLDERS[token] = (descriptor, folder)
     try:
         writer = SummaryWriter(log_dir=f"{HELD}://{token}", **kwargs)
-    except BaseException:
+    except BaseException as err:
         release_folder(token)
+        if isinstance(err, OSError):
+            raise WriteFailed(folder, err) from err
         raise
     weakref.finalize(writer, release_folder, token)
     return writer

@@ -27,6 +27,9 @@ INTERNAL_WARNINGS = (
     # (its best-by-val bookkeeping is the checkpoint's; the run says "resuming from step N" itself)
     r"Checkpoint directory .* exists and is not empty",
     r"The dirpath has changed from",
+    # Lightning where a GPU is present but the command runs on the CPU (evaluate's default, --accelerator): the
+    # device is the user's choice and results.json / eval.json record the machine
+    r"GPU available but not used",
 )
 
 

@@ -21,6 +21,12 @@ def is_log_step(step: int, every: int, last: int) -> bool:
     return step % every == 0 or step == last
 
 
+def mean() -> MeanMetric:
+    """A running mean that keeps a NaN (torchmetrics' default drops it with a warning): a NaN loss or output makes
+    the mean NaN, which a run records as diverged and evaluate refuses, never a mean of the finite values alone."""
+    return MeanMetric(nan_strategy="disable")
+
+
 class DivergedError(RuntimeError):
     """The training loss became NaN or infinite."""
 
@@ -65,16 +71,16 @@ class ResNetModule(pl.LightningModule):
             torch.compiler.reset()  # a sweep's earlier runs must not use up dynamo's recompile limit (then: eager)
         self.train_forward = torch.compile(self.model).__call__ if compile else self.model.__call__
         self.eval_names = list(eval_names)
-        self.train_err, self.train_loss = MeanMetric(), MeanMetric()
+        self.train_err, self.train_loss = mean(), mean()
         # the run's training error: the mean over its final epoch (Fig. 6's curves), whatever log_every is
-        self.final_err, self.final_loss = MeanMetric(), MeanMetric()
+        self.final_err, self.final_loss = mean(), mean()
         self.final_from: int | None = None  # the first iteration of the final epoch, set when training starts
         # training error (%) of each of the last warmup_window iterations, a ring buffer kept on the device
         self.register_buffer("warmup_errors", torch.full((warmup_window,), float("nan")))
         names = dict.fromkeys([*self.eval_names, "test"])  # validation loaders, then the final test pass
 
         def per_loader() -> nn.ModuleDict:
-            return nn.ModuleDict({name: MeanMetric() for name in names})
+            return nn.ModuleDict({name: mean() for name in names})
 
         self.eval_err, self.eval_loss = per_loader(), per_loader()
         self.eval_err5 = per_loader() if top5 else None
