@@ -94,6 +94,18 @@ def test_progress_that_was_never_trained_is_refused(run: Path, tiny_cifar: Path,
     refused(run_cli(args), "not an integer")
 
 
+def test_a_run_recorded_completed_short_of_its_length_is_trained_again(run: Path, tiny_cifar: Path) -> None:
+    """results.json says completed at step 1 of 24 (found by the fuzzer: a results.json that is a hard link to a
+    stranger's file): the rerun does not believe it and trains from its checkpoint; it was a traceback before."""
+    results = json.loads((run / "results.json").read_text())
+    (run / "results.json").write_text(json.dumps({**results, "step": 1}))
+    result = run_cli([*TINY, f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={run}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "was recorded completed, but its step is 1 of trainer.max_steps 24" in result.stdout + result.stderr
+    rerun = json.loads((run / "results.json").read_text())
+    assert rerun["status"] == "completed" and rerun["step"] == 24
+
+
 def test_a_changed_image_cache_is_decoded_again(tmp_path: Path) -> None:
     """The audit changed the labels in the decoded-image cache: a run then recorded test error 0.0 under the clean
     data's fingerprint. The cache's tensors are fingerprinted again on load: a changed cache is decoded again."""

@@ -59,7 +59,7 @@ def run_directory(
         untrained = records.not_trained(previous or {}, identity["recipe"], segments=False)  # its step, recounted
         if untrained:  # completed means trained: a status alone is not believed
             log.warning("%s was recorded completed, but %s: training it (from its checkpoint)", out_dir, untrained)
-        elif previous and previous.get("status") == "completed":
+        if previous and previous.get("status") == "completed" and not untrained:
             log.info("%s is completed; skipping it (delete its results.json to train it again)", out_dir)
             yield Claimed(previous, None)
         else:
