@@ -30,6 +30,7 @@ from resnet_repro.runs.layout import refuse_links
 from resnet_repro.runs.lock import RunLock
 from resnet_repro.runs.recipe import resume_checkpoint
 from resnet_repro.runs.records import RecordError
+from resnet_repro.training.record import write_failure
 from resnet_repro.training.tb_logger import RunTensorBoardLogger
 from resnet_repro.use.weights import WeightsError
 from tests.conftest import write_cifar_folder
@@ -103,7 +104,20 @@ def test_a_run_recorded_completed_short_of_its_length_is_trained_again(run: Path
     assert result.returncode == 0, result.stderr[-3000:]
     assert "was recorded completed, but its step is 1 of trainer.max_steps 24" in result.stdout + result.stderr
     rerun = json.loads((run / "results.json").read_text())
-    assert rerun["status"] == "completed" and rerun["step"] == 24
+    assert (
+        rerun["status"] == "completed" and rerun["step"] == 24 and records.not_trained(rerun, rerun["recipe"]) is None
+    )
+    for key in ("val_err", "test_err"):  # the checkpoint holds the final weights: evaluated again, the same numbers
+        assert rerun["metrics"][key] == pytest.approx(results["metrics"][key], abs=1e-4)
+
+
+def test_a_failure_is_recorded_over_a_completed_record_that_was_never_trained(tmp_path: Path) -> None:
+    """write_failure keeps the record of a run completed and trained to its length, not a bare "completed"."""
+    for step, kept in ((1, False), (24, True)):
+        completed = {"status": "completed", "step": step, "recipe": {"trainer.max_steps": 24}}
+        (tmp_path / "results.json").write_text(json.dumps(completed))
+        write_failure(tmp_path, {"status": "failed", "error": "out of memory"})
+        assert json.loads((tmp_path / "results.json").read_text())["status"] == ("completed" if kept else "failed")
 
 
 def test_a_changed_image_cache_is_decoded_again(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from resnet_repro.models import CifarResNet
 from resnet_repro.report.tb_events import read_scalars
 from resnet_repro.train import train
 from resnet_repro.training.module import ResNetModule
+from resnet_repro.use.evaluate import main as evaluate_main
 from tests.helpers import REPO, TINY, run_cli
 
 
@@ -301,6 +302,22 @@ def test_checkpoints_hold_the_network_once_and_earlier_aliases_load() -> None:
     compiled.on_load_checkpoint(checkpoint)  # Lightning calls it before loading the state dict, strictly
     compiled.load_state_dict(checkpoint["state_dict"], strict=True)
     assert torch.equal(compiled.model.conv1.weight, eager.model.conv1.weight)
+
+
+def test_last_ckpt_holds_the_final_weights_when_the_best_came_earlier(tiny_cifar: Path, tmp_path: Path) -> None:
+    """Lightning 2.6 writes last.ckpt only when it writes a best: with a val split whose best came earlier, the
+    final weights were nowhere on disk and `--which last` took the best's again. Monitoring the step (mode min)
+    makes the first evaluation the best for sure; last.ckpt must still hold the final step."""
+    args = [*TINY, f"data.root={tiny_cifar}", "model.depth=8", f"hydra.run.dir={tmp_path}"]
+    result = run_cli([*args, "callbacks.checkpoint.monitor=step", "callbacks.checkpoint.mode=min"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoints = tmp_path / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best-step=12.ckpt", "last.ckpt"]
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 24
+    recorded = json.loads((tmp_path / "results.json").read_text())["metrics"]["test_err"]  # the final weights'
+    evaluate_main([str(tmp_path), "--data", str(tiny_cifar), "--which", "last"])
+    (evaluation,) = json.loads((tmp_path / "eval.json").read_text()).values()
+    assert evaluation["top1_err"] == pytest.approx(recorded, abs=1e-4)
 
 
 def test_truncated_leftovers_are_not_trusted(tiny_cifar: Path, tmp_path: Path) -> None:

@@ -137,6 +137,9 @@ def fit_and_test(
         )
         return record.write(trainer, out_dir, record.end(results, trainer, "stopped", error=error))
     val = record.val_metrics(trainer)
+    if not val and "val" in datamodule.eval_names():  # resumed at its last step: fit ran no validation, so run it
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+        val = record.val_metrics(trainer)
     with record_responses(module.model) as responses:  # Fig. 7, gathered during the final test pass
         test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     metrics = record.final_metrics(trainer, module, val, test)

@@ -58,7 +58,9 @@ def run_directory(
         previous = records.read(out_dir / RESULTS, records.results)
         untrained = records.not_trained(previous or {}, identity["recipe"], segments=False)  # its step, recounted
         if untrained:  # completed means trained: a status alone is not believed
-            log.warning("%s was recorded completed, but %s: training it (from its checkpoint)", out_dir, untrained)
+            log.warning(
+                "%s was recorded completed, but %s: training it (from its checkpoint, if any)", out_dir, untrained
+            )
         if previous and previous.get("status") == "completed" and not untrained:
             log.info("%s is completed; skipping it (delete its results.json to train it again)", out_dir)
             yield Claimed(previous, None)

@@ -50,7 +50,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 class RunCheckpoint(ModelCheckpoint):
     """Lightning's ModelCheckpoint, in the run directory's checkpoints/ and by its `monitor` (val error) when the
     run has a val split; without one (data.val_size=0, the paper's CIFAR protocol) it keeps the latest. Its
-    last.ckpt is what a rerun resumes from, so it always saves it there."""
+    last.ckpt holds the latest evaluated weights at every evaluation (Lightning alone rewrites it only with a new
+    best): what a rerun resumes from and what `--which last` takes."""
 
     def __init__(self, dirpath: str | None = None, save_last: bool = True, **kwargs: Any) -> None:
         if dirpath is not None:
@@ -82,6 +83,14 @@ class RunCheckpoint(ModelCheckpoint):
         if self.monitor is not None and "val" not in trainer.datamodule.eval_names():
             self.monitor = None
         super().setup(trainer, pl_module, stage)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Lightning's saves (the best by val error, and last.ckpt only when it wrote a best), then last.ckpt when it
+        did not: last.ckpt holds the latest evaluated weights, the final ones at the end, which `--which last`
+        exports and evaluates, never the best's again."""
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_skip_saving_checkpoint(trainer):  # skipped: saved at this step already
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 class StillHeld(pl.Callback):

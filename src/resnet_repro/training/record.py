@@ -15,6 +15,7 @@ from resnet_repro.data.dataloader import per_device_batch
 from resnet_repro.errors import UserError
 from resnet_repro.files import read_json, write_json
 from resnet_repro.models.registry import architecture
+from resnet_repro.runs import records
 from resnet_repro.runs.layout import RESULTS
 from resnet_repro.runs.lock import RunLock, check_held
 from resnet_repro.runs.provenance import git_commit, machine
@@ -124,12 +125,14 @@ def write(trainer: pl.Trainer, run_dir: Path, results: dict[str, Any]) -> dict[s
 
 
 def write_failure(run_dir: Path, failed: dict[str, Any]) -> None:
-    """Record a failed run in its results.json, holding the run meanwhile (never over a completed run's record,
-    never while another process holds it)."""
+    """Record a failed run in its results.json, holding the run meanwhile (never over the record of a run that was
+    completed and trained to its length, never while another process holds it)."""
     try:
         with RunLock(run_dir):
-            previous = read_json(run_dir / RESULTS) or {}
-            if previous.get("status") != "completed":
+            previous = read_json(run_dir / RESULTS)
+            previous = previous if isinstance(previous, dict) else {}
+            completed = previous.get("status") == "completed"
+            if not completed or records.not_trained(previous, previous.get("recipe")):
                 write_json(run_dir / RESULTS, failed, root=run_dir)
     except UserError as err:  # held by another process, or unwritable: the sweep's summary still counts it
         log.warning("the failure of %s is not recorded there: %s", run_dir, err)
