@@ -111,6 +111,16 @@ def test_a_run_recorded_completed_short_of_its_length_is_trained_again(run: Path
         assert rerun["metrics"][key] == pytest.approx(results["metrics"][key], abs=1e-4)
 
 
+def test_a_bare_completed_status_is_not_counted(run: Path, tmp_path: Path) -> None:
+    """results.json {"status": "completed"} and no recipe.json (the fuzzer: a stranger's file by a hard link, a
+    folder at recipe.json's name) was counted, then a KeyError in the report's provenance."""
+    (run / "recipe.json").unlink()
+    (run / "results.json").write_text('{"status": "completed"}')
+    result = command("resnet_repro.report", str(run.parent), "--out", str(tmp_path / "report"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "recorded completed, but it records no step; left out" in (tmp_path / "report" / "report.md").read_text()
+
+
 def test_a_failure_is_recorded_over_a_completed_record_that_was_never_trained(tmp_path: Path) -> None:
     """write_failure keeps the record of a run completed and trained to its length, not a bare "completed"."""
     for step, kept in ((1, False), (24, True)):

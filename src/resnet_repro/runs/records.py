@@ -302,7 +302,11 @@ def not_trained(results: dict[str, Any], recipe: Any, segments: bool = True) -> 
     """Why a run recorded "completed" was not trained to its recipe's length, or None: its step must be the
     recipe's trainer.max_steps, and (`segments`) its segments, when recorded, must cover 0 to that step without a
     gap (a run resumed from a checkpoint older than segments cannot show that: the report leaves it out)."""
-    if results.get("status") != "completed" or not isinstance(recipe, dict):
+    if results.get("status") != "completed":
+        return None
+    if type(results.get("step")) is not int:  # every run this project completed records its step
+        return "it records no step"
+    if not isinstance(recipe, dict):
         return None
     length = recipe.get("trainer.max_steps")
     if isinstance(length, int) and results.get("step") != length:
